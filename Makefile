@@ -1,0 +1,43 @@
+# Two commands do all the setup:
+#   make run   - web form, Celery worker and beat on embedded defaults (no accounts, no servers)
+#   make test  - the whole test suite against real PostgreSQL, Redis, Celery and Chromium
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+
+.PHONY: run test venv deps dev-deps system-deps services migrate clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+deps: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+
+dev-deps: $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+
+migrate: deps
+	$(BIN)/python manage.py migrate --noinput
+
+run: migrate
+	@mkdir -p var/outbox
+	@echo ""
+	@echo "  Sign-up form:   http://127.0.0.1:$(PORT)/"
+	@echo "  Admin:          http://127.0.0.1:$(PORT)/admin/  (create a login: $(BIN)/python manage.py createsuperuser)"
+	@echo "  Emails land in: this console and $(CURDIR)/var/outbox/*.eml"
+	@echo ""
+	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) $(BIN)/honcho -f Procfile.dev start
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+services:
+	bash scripts/ensure-services.sh
+
+test: dev-deps system-deps services
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf var

@@ -1,0 +1,6 @@
+"""Local development: DEBUG on, the embedded defaults (SQLite, filesystem broker, console + outbox mail)."""
+
+from .base import *  # noqa: F401,F403
+from .base import env
+
+DEBUG = env.bool("DEBUG", default=True)

@@ -1,0 +1,90 @@
+from django.contrib import admin, messages
+
+from . import actions
+from .models import ConsentEvent, Subscriber, Topic
+
+STAFF = actions.Origin(user_agent="admin")
+
+
+@admin.register(Topic)
+class TopicAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "active", "display_order", "subscriber_count"]
+    list_editable = ["active", "display_order"]
+    search_fields = ["name", "slug", "keywords"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    @admin.display(description="Subscribers")
+    def subscriber_count(self, topic):
+        return topic.subscribers.count()
+
+
+class ConsentEventInline(admin.TabularInline):
+    model = ConsentEvent
+    fields = ["created_at", "kind", "ip_address", "user_agent", "details"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-created_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Subscriber)
+class SubscriberAdmin(admin.ModelAdmin):
+    list_display = ["email", "status", "paused", "frequency", "send_hour", "timezone", "created_at", "confirmed_at"]
+    list_filter = ["status", "paused", "frequency", "topics"]
+    search_fields = ["email"]
+    readonly_fields = ["created_at", "confirmed_at", "unsubscribed_at", "updated_at"]
+    filter_horizontal = ["topics"]
+    date_hierarchy = "created_at"
+    inlines = [ConsentEventInline]
+    actions = ["unsubscribe_selected", "pause_selected", "resume_selected", "revoke_links"]
+
+    @admin.action(description="Unsubscribe selected subscribers")
+    def unsubscribe_selected(self, request, queryset):
+        done = sum(actions.unsubscribe(s, STAFF, method=f"admin:{request.user}") for s in queryset)
+        self.message_user(request, f"Unsubscribed {done} subscriber(s).", messages.SUCCESS)
+
+    @admin.action(description="Pause selected subscribers")
+    def pause_selected(self, request, queryset):
+        done = sum(actions.set_paused(s, True, STAFF) for s in queryset)
+        self.message_user(request, f"Paused {done} subscriber(s).", messages.SUCCESS)
+
+    @admin.action(description="Resume selected subscribers")
+    def resume_selected(self, request, queryset):
+        done = sum(actions.set_paused(s, False, STAFF) for s in queryset)
+        self.message_user(request, f"Resumed {done} subscriber(s).", messages.SUCCESS)
+
+    @admin.action(description="Revoke preference links (sends no email)")
+    def revoke_links(self, request, queryset):
+        for subscriber in queryset:
+            subscriber.revoke_links()
+        self.message_user(request, f"Revoked the preference links of {queryset.count()} subscriber(s).")
+
+
+@admin.register(ConsentEvent)
+class ConsentEventAdmin(admin.ModelAdmin):
+    """Read-only: the log is proof of consent and must not be edited."""
+
+    list_display = ["created_at", "subscriber", "kind", "ip_address", "short_user_agent"]
+    list_filter = ["kind"]
+    search_fields = ["subscriber__email", "ip_address"]
+    date_hierarchy = "created_at"
+    list_select_related = ["subscriber"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="User agent")
+    def short_user_agent(self, event):
+        return event.user_agent[:60]
