@@ -34,7 +34,8 @@ _PERMANENT_PURPOSES = {UNSUBSCRIBE}
 
 
 def _signer(subscriber: Subscriber, purpose: str) -> signing.TimestampSigner:
-    salt = f"subscriptions.{purpose}"
+    # The id is part of the salt so a signature made for one subscriber fails for any other.
+    salt = f"subscriptions.{purpose}:{subscriber.pk}"
     if purpose not in _PERMANENT_PURPOSES:
         salt = f"{salt}:{subscriber.secret}"
     return signing.TimestampSigner(salt=salt)
