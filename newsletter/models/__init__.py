@@ -1,0 +1,1 @@
+from .papers import Paper, PaperRank, PaperTopicScore, ScrapeRun  # noqa: F401

@@ -1,0 +1,94 @@
+"""The paper store: papers keyed by arXiv id, each scrape run, each paper's rank on that
+run (trending history) and each paper's score per topic."""
+
+from django.db import models
+from django.utils.timezone import now
+
+
+class Paper(models.Model):
+    arxiv_id = models.CharField(max_length=32, unique=True)
+    title = models.TextField()
+    abstract = models.TextField(blank=True)
+    ai_summary = models.TextField(blank=True)
+    ai_keywords = models.JSONField(default=list, blank=True)
+    # Author names in the order the paper lists them.
+    authors = models.JSONField(default=list, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    featured_at = models.DateTimeField(null=True, blank=True, help_text="When it was featured on the daily papers page.")
+    upvotes = models.PositiveIntegerField(default=0)
+    num_comments = models.PositiveIntegerField(default=0)
+    github_repo = models.URLField(max_length=500, blank=True)
+    github_stars = models.PositiveIntegerField(null=True, blank=True)
+    project_page = models.URLField(max_length=500, blank=True)
+    thumbnail = models.URLField(max_length=500, blank=True)
+    organization = models.CharField(max_length=200, blank=True)
+    first_seen_at = models.DateTimeField(default=now, db_index=True)
+    last_seen_at = models.DateTimeField(default=now, db_index=True)
+    topics = models.ManyToManyField("subscriptions.Topic", through="PaperTopicScore", related_name="papers")
+
+    class Meta:
+        ordering = ["-upvotes", "arxiv_id"]
+
+    def __str__(self):
+        return f"{self.arxiv_id} {self.title[:80]}"
+
+    @property
+    def hf_url(self) -> str:
+        return f"https://huggingface.co/papers/{self.arxiv_id}"
+
+    @property
+    def arxiv_url(self) -> str:
+        return f"https://arxiv.org/abs/{self.arxiv_id}"
+
+
+class ScrapeRun(models.Model):
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        OK = "ok", "OK"
+        NOT_MODIFIED = "not_modified", "Not modified (304)"
+        FAILED = "failed", "Failed"
+
+    source = models.CharField(max_length=500)
+    started_at = models.DateTimeField(default=now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    etag = models.CharField(max_length=300, blank=True)
+    last_modified = models.CharField(max_length=100, blank=True)
+    papers_found = models.PositiveIntegerField(default=0)
+    papers_new = models.PositiveIntegerField(default=0)
+    papers_updated = models.PositiveIntegerField(default=0)
+    records_skipped = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return f"{self.source} @ {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
+
+
+class PaperRank(models.Model):
+    """Where a paper stood on one scrape run: the trending history."""
+
+    run = models.ForeignKey(ScrapeRun, on_delete=models.CASCADE, related_name="ranks")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="ranks")
+    rank = models.PositiveIntegerField()
+    upvotes = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["run", "rank"]
+        constraints = [models.UniqueConstraint(fields=["run", "paper"], name="paper_rank_once_per_run")]
+
+
+class PaperTopicScore(models.Model):
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="topic_scores")
+    topic = models.ForeignKey("subscriptions.Topic", on_delete=models.CASCADE, related_name="paper_scores")
+    score = models.FloatField()
+    # The keywords that matched, for the topic report and the "why" in emails.
+    matched = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-score"]
+        constraints = [models.UniqueConstraint(fields=["paper", "topic"], name="paper_topic_score_unique")]
+        indexes = [models.Index(fields=["topic", "-score"])]
