@@ -98,6 +98,9 @@ class Subscriber(models.Model):
         default=10, validators=[MinValueValidator(1), MaxValueValidator(50)]
     )
     paused = models.BooleanField(default=False)
+    # Soft bounces (mailbox full, deferred) in a row; reset by a delivered event. Three in a
+    # row suppress the address like a hard bounce.
+    soft_bounces = models.PositiveSmallIntegerField(default=0, editable=False)
     # Mixed into the signature of preference links: replacing it revokes every such link.
     secret = models.CharField(max_length=64, default=new_link_secret, editable=False)
     created_at = models.DateTimeField(default=now, editable=False)
