@@ -1,0 +1,236 @@
+"""A person's whole journey in a real browser: Debian's Chromium driven by Playwright against
+the live test server. The confirmation email is queued on Redis by the live server and sent
+by a real Celery worker to the SMTP sink; the test reads the link from that email.
+
+Screenshots of every page land in tests/artifacts/screenshots/ (look at them after a change
+to the templates). The same flow runs on a desktop window with JavaScript on and on a
+390 px phone screen with JavaScript off and a dark colour scheme: the pages use no script.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from subscriptions.models import ConsentEvent, Subscriber
+
+from .helpers import links_in, path_of
+
+pytestmark = [pytest.mark.browser, pytest.mark.worker]
+
+SCREENSHOTS = Path(__file__).resolve().parent / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+# No GPU, no sandbox (containers), and nothing that phones home: only loopback is reachable.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+DESKTOP = {"name": "desktop", "viewport": {"width": 1280, "height": 900}, "javascript": True}
+PHONE = {
+    "name": "mobile-nojs-dark",
+    "viewport": {"width": 390, "height": 844},
+    "javascript": False,
+    "is_mobile": True,
+    "color_scheme": "dark",
+}
+
+OVERFLOWING_ELEMENTS = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll('body *:not(option)')]
+    .filter(e => e.getBoundingClientRect().right > width + 1 && !e.closest('.honeypot'))
+    .map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : '') + (e.id ? '#' + e.id : ''));
+  if (document.documentElement.scrollWidth > width) wide.push('page scrolls sideways');
+  return wide;
+}"""
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `make system-deps` (installs Debian's chromium).")
+    from playwright.sync_api import sync_playwright
+
+    with pytest.MonkeyPatch.context() as mp, sync_playwright() as playwright:
+        # Playwright's sync API keeps an event loop running in this thread for as long as the
+        # browser lives; Django then refuses ORM calls from it (test code and the database
+        # fixtures alike) unless told that this plain synchronous code is safe.
+        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+class Visit:
+    """One browser context (one person) with screenshot and layout checks after each page."""
+
+    def __init__(self, browser, base_url: str, device: dict):
+        self.device = device
+        self.context = browser.new_context(
+            viewport=device["viewport"],
+            is_mobile=device.get("is_mobile", False),
+            java_script_enabled=device["javascript"],
+            color_scheme=device.get("color_scheme", "light"),
+            base_url=base_url,
+        )
+        self.context.set_default_timeout(15_000)
+        self.page = self.context.new_page()
+        self.shots: list[Path] = []
+
+    def snap(self, step: str) -> None:
+        page = self.page
+        # Pages must work without JavaScript: none is shipped.
+        assert page.locator("script").count() == 0, f"{step}: page ships a <script>"
+        text = page.inner_text("body")
+        assert not any(tag in text for tag in ("{#", "{%", "{{")), f"{step}: template syntax shows on the page"
+        # Nothing may be wider than the screen (no sideways scrolling on phones). Playwright's
+        # evaluate still runs when the page's own JavaScript is disabled.
+        overflow = page.evaluate(OVERFLOWING_ELEMENTS)
+        assert not overflow, f"{step}: wider than the {self.device['viewport']['width']}px screen: {overflow}"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{self.device['name']}-{len(self.shots) + 1:02d}-{step}.png"
+        page.screenshot(path=str(path), full_page=True)
+        self.shots.append(path)
+
+    def close(self):
+        self.context.close()
+
+
+def kinds(subscriber) -> list[str]:
+    return list(subscriber.consent_events.order_by("created_at", "id").values_list("kind", flat=True))
+
+
+@pytest.mark.parametrize("device", [DESKTOP, PHONE], ids=lambda d: d["name"])
+def test_signup_confirm_preferences_unsubscribe(
+device, chromium, live_server, celery_worker, topics):
+    email = f"browser-{device['name']}@example.org"
+    visit = Visit(chromium, live_server.url, device)
+    page = visit.page
+    try:
+        # 1. The sign-up form: no topic is pre-ticked.
+        page.goto("/")
+        assert page.title().startswith("Subscribe")
+        assert page.locator("input[name=topics]:checked").count() == 0
+        visit.snap("signup")
+
+        # An invalid address gets a clear message and records nothing.
+        page.get_by_label("Email").fill("not-an-address")
+        page.get_by_label("Agents and tool use").check()
+        page.get_by_role("button", name="Subscribe").click()
+        assert page.get_by_text("That does not look like an email address").is_visible()
+        assert not Subscriber.objects.exists()
+        visit.snap("signup-invalid")
+
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Code generation").check()
+        page.get_by_label("Weekly").check()
+        page.get_by_role("button", name="Subscribe").click()
+        page.get_by_role("heading", name="Check your inbox").wait_for()
+        visit.snap("check-inbox")
+        subscriber = Subscriber.objects.get(email=email)
+        assert subscriber.status == Subscriber.Status.PENDING
+        assert sorted(subscriber.topics.values_list("slug", flat=True)) == ["agents", "code"]
+        assert kinds(subscriber) == [ConsentEvent.Kind.SIGNUP]
+        signup_event = subscriber.consent_events.get()
+        assert signup_event.details == {"topics": ["agents", "code"], "frequency": "weekly"}
+        assert signup_event.ip_address == "127.0.0.1"
+        assert "Chrome" in signup_event.user_agent
+
+        # 2. The confirmation email, delivered by the real worker over SMTP.
+        received = celery_worker.smtp_sink.wait_for(1)
+        assert len(received) == 1, celery_worker.output()[-3000:]
+        assert received[0]["envelope_to"] == [email]
+        text = received[0]["message"].get_body(preferencelist=("plain",)).get_content()
+        [confirm_link] = links_in(text, "/confirm/")
+
+        # 3. Opening the link only shows a button: a prefetching scanner confirms nothing.
+        page.goto(path_of(confirm_link))
+        page.get_by_role("heading", name="Confirm your subscription").wait_for()
+        visit.snap("confirm")
+        subscriber.refresh_from_db()
+        assert subscriber.status == Subscriber.Status.PENDING
+        page.get_by_role("button", name="Confirm").click()
+        page.get_by_role("heading", name="You're in!").wait_for()
+        visit.snap("confirmed")
+        subscriber.refresh_from_db()
+        assert subscriber.status == Subscriber.Status.ACTIVE
+        assert subscriber.confirmed_at is not None
+        assert subscriber.frequency == Subscriber.Frequency.WEEKLY
+        assert kinds(subscriber) == [ConsentEvent.Kind.SIGNUP, ConsentEvent.Kind.CONFIRM]
+
+        # 4. The preferences page from the link on the confirmation page.
+        page.get_by_role("link", name="Choose topics, time and frequency").click()
+        page.get_by_role("heading", name="Your preferences").wait_for()
+        assert "/preferences/" in page.url
+        assert page.get_by_label("Agents and tool use").is_checked()
+        assert page.get_by_label("Code generation").is_checked()
+        visit.snap("preferences")
+        page.get_by_label("Agents and tool use").uncheck()
+        page.get_by_label("Robotics and embodied AI").check()
+        page.get_by_label("Send at (your local time)").select_option("18")
+        page.get_by_role("button", name="Save preferences").click()
+        page.get_by_text("Your preferences are saved.").wait_for()
+        visit.snap("preferences-saved")
+        subscriber.refresh_from_db()
+        assert sorted(subscriber.topics.values_list("slug", flat=True)) == ["code", "robotics"]
+        assert subscriber.send_hour == 18
+        assert kinds(subscriber)[-1] == ConsentEvent.Kind.PREFERENCES
+        change = subscriber.consent_events.filter(kind=ConsentEvent.Kind.PREFERENCES).get()
+        assert change.details["changes"] == {
+            "topics": {"from": ["agents", "code"], "to": ["code", "robotics"]},
+            "send_hour": {"from": 7, "to": 18},
+        }
+
+        # 5. A break: pause, then resume.
+        page.get_by_role("button", name="Pause my digests").click()
+        page.get_by_role("button", name="Resume my digests").wait_for()
+        visit.snap("preferences-paused")
+        subscriber.refresh_from_db()
+        assert subscriber.paused and subscriber.status == Subscriber.Status.ACTIVE
+        page.get_by_role("button", name="Resume my digests").click()
+        page.get_by_role("button", name="Pause my digests").wait_for()
+        subscriber.refresh_from_db()
+        assert not subscriber.paused
+        assert kinds(subscriber)[-2:] == [ConsentEvent.Kind.PAUSE, ConsentEvent.Kind.RESUME]
+
+        # 6. Unsubscribe: the link shows a button, the button unsubscribes.
+        page.get_by_role("link", name="Unsubscribe").click()
+        page.get_by_role("heading", name="Unsubscribe").wait_for()
+        visit.snap("unsubscribe")
+        subscriber.refresh_from_db()
+        assert subscriber.status == Subscriber.Status.ACTIVE
+        page.get_by_role("button", name="Unsubscribe").click()
+        page.get_by_role("heading", name="You are unsubscribed").wait_for()
+        visit.snap("unsubscribed")
+        subscriber.refresh_from_db()
+        assert subscriber.status == Subscriber.Status.UNSUBSCRIBED
+        assert subscriber.unsubscribed_at is not None
+        assert kinds(subscriber) == [
+            ConsentEvent.Kind.SIGNUP,
+            ConsentEvent.Kind.CONFIRM,
+            ConsentEvent.Kind.PREFERENCES,
+            ConsentEvent.Kind.PAUSE,
+            ConsentEvent.Kind.RESUME,
+            ConsentEvent.Kind.UNSUBSCRIBE,
+        ]
+        assert subscriber.consent_events.filter(kind=ConsentEvent.Kind.UNSUBSCRIBE).get().details["method"] == "page"
+
+        # 7. The preferences page of an unsubscribed reader offers to come back.
+        page.get_by_role("link", name="Resubscribe from your preferences").click()
+        page.get_by_role("button", name="Resubscribe").wait_for()
+        visit.snap("preferences-unsubscribed")
+
+        # 8. A mangled link gets a clear page, not an error.
+        page.goto(page.url.rstrip("/")[:-4] + "xxxx/")
+        page.get_by_role("heading", name="This link is not valid").wait_for()
+        visit.snap("invalid-link")
+    finally:
+        visit.close()
+
+    assert all(p.stat().st_size > 5_000 for p in visit.shots)
+    # Only the confirmation was mailed: nothing else went out along the way.
+    assert len(celery_worker.smtp_sink.messages) == 1
