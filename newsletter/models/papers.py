@@ -5,6 +5,18 @@ from django.db import models
 from django.utils.timezone import now
 
 
+class PaperQuerySet(models.QuerySet):
+    def from_run(self, run):
+        """The papers a scrape run saw, in the order the page listed them."""
+        return self.filter(ranks__run=run).order_by("ranks__rank")
+
+    def from_last_good_scrape(self, kind=None):
+        """The papers of the newest successful scrape (empty if there is none): what a digest
+        may be built from. A failed run never counts."""
+        run = ScrapeRun.objects.last_good(kind=kind)
+        return self.from_run(run) if run else self.none()
+
+
 class Paper(models.Model):
     arxiv_id = models.CharField(max_length=32, unique=True)
     title = models.TextField()
@@ -26,6 +38,8 @@ class Paper(models.Model):
     last_seen_at = models.DateTimeField(default=now, db_index=True)
     topics = models.ManyToManyField("subscriptions.Topic", through="PaperTopicScore", related_name="papers")
 
+    objects = PaperQuerySet.as_manager()
+
     class Meta:
         ordering = ["-upvotes", "arxiv_id"]
 
@@ -41,6 +55,18 @@ class Paper(models.Model):
         return f"https://arxiv.org/abs/{self.arxiv_id}"
 
 
+class ScrapeRunQuerySet(models.QuerySet):
+    GOOD = ("ok", "not_modified")
+
+    def good(self, kind=None):
+        runs = self.filter(status__in=self.GOOD)
+        return runs.filter(kind=kind) if kind else runs
+
+    def last_good(self, kind=None):
+        """The newest run that stored papers (OK) or confirmed them unchanged (304)."""
+        return self.good(kind).order_by("-started_at", "-pk").first()
+
+
 class ScrapeRun(models.Model):
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
@@ -48,7 +74,15 @@ class ScrapeRun(models.Model):
         NOT_MODIFIED = "not_modified", "Not modified (304)"
         FAILED = "failed", "Failed"
 
+    class Kind(models.TextChoices):
+        TRENDING = "trending", "Trending page"
+        DAILY = "daily", "Daily page"
+        API = "api", "Daily papers API"
+        FILE = "file", "File loaded by hand"
+
     source = models.CharField(max_length=500)
+    # Runs are compared ("far fewer papers than last time") only with runs of the same kind.
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TRENDING, db_index=True)
     started_at = models.DateTimeField(default=now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
@@ -59,7 +93,12 @@ class ScrapeRun(models.Model):
     papers_new = models.PositiveIntegerField(default=0)
     papers_updated = models.PositiveIntegerField(default=0)
     records_skipped = models.PositiveIntegerField(default=0)
+    # Which reading of the page gave the papers: embedded props, server-rendered cards or API JSON.
+    parser = models.CharField(max_length=16, blank=True)
     error = models.TextField(blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True, help_text="When the admins were mailed about this failure.")
+
+    objects = ScrapeRunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at"]

@@ -1,0 +1,3 @@
+"""Admin pages of the newsletter app, one module per area."""
+
+from . import papers  # noqa: F401
