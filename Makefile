@@ -28,7 +28,8 @@ run: migrate
 	@echo "  Admin:          http://127.0.0.1:$(PORT)/admin/  (create a login: $(BIN)/python manage.py createsuperuser)"
 	@echo "  Emails land in: this console and $(CURDIR)/var/outbox/*.eml"
 	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) $(BIN)/honcho -f Procfile.dev start
+	@# Links in emails must point at the port the site really listens on.
+	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) SITE_URL="$${SITE_URL:-http://127.0.0.1:$(PORT)}" $(BIN)/honcho -f Procfile.dev start
 
 system-deps:
 	bash scripts/install-system-deps.sh
