@@ -50,10 +50,13 @@ class InvalidRecord(ValueError):
 @dataclass
 class ScrapedPaper:
     """One valid paper. `fields` holds only what the source told (model field names): a card
-    does not list authors, so a paper read from cards leaves the stored authors alone."""
+    does not list authors, so a paper read from cards leaves the stored authors alone.
+    `fill_only` names fields that may only fill an empty stored value: a card's date has no
+    time of day, and its blurb is the AI summary or, lacking one, the abstract's start."""
 
     arxiv_id: str
     fields: dict
+    fill_only: frozenset = frozenset()
 
     @property
     def title(self) -> str:
@@ -256,7 +259,7 @@ def paper_from_card(article, link) -> ScrapedPaper:
             fields["published_at"] = datetime.strptime(published.group(1), "%b %d, %Y").replace(tzinfo=timezone.utc)
         except ValueError:
             pass
-    return ScrapedPaper(arxiv_id=arxiv_id, fields=fields)
+    return ScrapedPaper(arxiv_id=arxiv_id, fields=fields, fill_only=frozenset({"ai_summary", "published_at"}))
 
 
 def _card_upvotes(article, link) -> int | None:

@@ -65,7 +65,11 @@ def store_papers(run: ScrapeRun, result: ParseResult) -> list[Paper]:
         if paper is None:
             new.append(Paper(arxiv_id=arxiv_id, first_seen_at=seen_at, last_seen_at=seen_at, **scraped.fields))
             continue
-        changes = {name: value for name, value in scraped.fields.items() if getattr(paper, name) != value}
+        changes = {
+            name: value
+            for name, value in scraped.fields.items()
+            if getattr(paper, name) != value and (name not in scraped.fill_only or _may_fill(paper, name, value))
+        }
         for name, value in changes.items():
             setattr(paper, name, value)
         if changes:
@@ -110,6 +114,13 @@ def record_not_modified(run: ScrapeRun, base: ScrapeRun) -> None:
     run.etag, run.last_modified = base.etag, base.last_modified
     run.finished_at = now()
     run.save()
+
+
+def _may_fill(paper: Paper, name: str, value) -> bool:
+    if getattr(paper, name) not in (None, "", []):
+        return False
+    # A card shows the abstract's start where a paper has no AI summary: that is no summary.
+    return not (name == "ai_summary" and paper.abstract and paper.abstract.startswith(value[:200]))
 
 
 def _skipped_note(result: ParseResult) -> str:
