@@ -30,6 +30,10 @@ class ConsentEventInline(admin.TabularInline):
         return False
 
 
+def _admin_snapshot(subscriber: Subscriber) -> dict:
+    return {**actions.preferences_snapshot(subscriber), "status": subscriber.status, "paused": subscriber.paused}
+
+
 @admin.register(Subscriber)
 class SubscriberAdmin(admin.ModelAdmin):
     list_display = ["email", "status", "paused", "frequency", "send_hour", "timezone", "created_at", "confirmed_at"]
@@ -40,6 +44,18 @@ class SubscriberAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [ConsentEventInline]
     actions = ["unsubscribe_selected", "pause_selected", "resume_selected", "revoke_links"]
+
+    # Staff edits change consent or preferences too: log what changed, like the public pages do.
+    def save_model(self, request, obj, form, change):
+        obj._snapshot_before = _admin_snapshot(Subscriber.objects.get(pk=obj.pk)) if change else {}
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        before, after = form.instance._snapshot_before, _admin_snapshot(form.instance)
+        changes = {k: {"from": before.get(k), "to": v} for k, v in after.items() if before.get(k) != v}
+        if changes:
+            actions.log_event(form.instance, ConsentEvent.Kind.ADMIN, STAFF, changes=changes, by=str(request.user))
 
     @admin.action(description="Unsubscribe selected subscribers")
     def unsubscribe_selected(self, request, queryset):
@@ -60,6 +76,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     def revoke_links(self, request, queryset):
         for subscriber in queryset:
             subscriber.revoke_links()
+            actions.log_event(subscriber, ConsentEvent.Kind.ADMIN, STAFF, action="revoke_links", by=str(request.user))
         self.message_user(request, f"Revoked the preference links of {queryset.count()} subscriber(s).")
 
 

@@ -37,7 +37,12 @@ class SignupForm(forms.Form):
         choices=Subscriber.Frequency.choices, initial=Subscriber.Frequency.DAILY, widget=forms.RadioSelect
     )
     # Honeypot: hidden from people by CSS, filled in by naive bots.
-    website = forms.CharField(required=False, max_length=200, label="Leave this field empty")
+    website = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Leave this field empty",
+        widget=forms.TextInput(attrs={"tabindex": "-1", "autocomplete": "off"}),
+    )
 
     def is_bot(self) -> bool:
         return bool(self.cleaned_data.get("website"))

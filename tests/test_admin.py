@@ -139,10 +139,6 @@ def test_revoke_links_action_kills_preference_links_but_not_unsubscribe_links(st
     assert client.get(old_unsubscribe).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="subscriptions/admin.py: the revoke_links action does not write to the consent log yet",
-)
 def test_revoke_links_action_is_logged(staff, people):
     run_action(staff, "revoke_links", people["ada"])
     assert people["ada"].consent_events.filter(kind=ConsentEvent.Kind.ADMIN).exists()
@@ -231,3 +227,22 @@ def test_consent_log_cannot_be_added_changed_or_deleted(staff, people):
     response = staff.post(reverse("admin:subscriptions_subscriber_delete", args=[people["ada"].pk]), {"post": "yes"})
     assert response.status_code == 200 and "Cannot delete subscriber" in response.content.decode()
     assert Subscriber.objects.filter(pk=people["ada"].pk).exists()
+
+
+def test_editing_a_subscriber_in_the_admin_is_logged(staff, people, topics):
+    ada = people["ada"]
+    url = reverse("admin:subscriptions_subscriber_change", args=[ada.pk])
+    form = staff.get(url).context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and name != "topics"}
+    data.update(
+        topics=[topics["code"].pk],
+        status="unsubscribed",
+        email=ada.email,
+        **{f"consent_events-{k}": v for k, v in {"TOTAL_FORMS": 0, "INITIAL_FORMS": 0, "MIN_NUM_FORMS": 0, "MAX_NUM_FORMS": 1000}.items()},
+    )
+    data = {k: v for k, v in data.items() if not isinstance(v, (list, tuple)) or k == "topics"}
+    response = staff.post(url, data)
+    assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
+    event = ada.consent_events.filter(kind=ConsentEvent.Kind.ADMIN).get()
+    assert event.details["changes"]["status"] == {"from": "active", "to": "unsubscribed"}
+    assert event.details["changes"]["topics"]["to"] == ["code"]
