@@ -162,6 +162,42 @@ RATELIMIT_USE_CACHE = "default"
 # Behind a reverse proxy set this to HTTP_X_FORWARDED_FOR (and make the proxy overwrite it).
 RATELIMIT_IP_META_KEY = env("RATELIMIT_IP_META_KEY", default=None)
 
+# --- Digests ---------------------------------------------------------------------------
+# Papers come only from a recent successful scrape, and never while the newest run failed.
+DIGEST_MAX_SCRAPE_AGE_HOURS = env.int("DIGEST_MAX_SCRAPE_AGE_HOURS", default=36)
+# A paper counts for a topic when its stored score (rows exist from TOPIC_MIN_SCORE up) reaches this.
+DIGEST_MIN_TOPIC_SCORE = env.float("DIGEST_MIN_TOPIC_SCORE", default=0.0)
+# Deliveries per Celery task, and recipients per provider call (capped by the provider's own limit).
+DIGEST_CHUNK_SIZE = env.int("DIGEST_CHUNK_SIZE", default=1000)
+DIGEST_BATCH_SIZE = env.int("DIGEST_BATCH_SIZE", default=1000)
+# Messages per second for all workers together (a token bucket in Redis); 0 = no limit.
+DIGEST_RATE_LIMIT = env.float("DIGEST_RATE_LIMIT", default=0)
+# A `sending` claim older than this belongs to a worker presumed dead and may be taken over.
+DIGEST_CLAIM_TIMEOUT = env.int("DIGEST_CLAIM_TIMEOUT", default=600)
+# Pending deliveries queued longer ago than this are queued again by the next dispatcher run.
+DIGEST_REQUEUE_AFTER = env.int("DIGEST_REQUEUE_AFTER", default=1800)
+# Pending deliveries older than this many days are given up (marked failed).
+DIGEST_GIVE_UP_AFTER_DAYS = env.int("DIGEST_GIVE_UP_AFTER_DAYS", default=2)
+# Transient provider errors: exponential backoff with jitter, capped, a bounded number of times.
+DIGEST_RETRY_BACKOFF = env.float("DIGEST_RETRY_BACKOFF", default=5)
+DIGEST_RETRY_BACKOFF_MAX = env.float("DIGEST_RETRY_BACKOFF_MAX", default=600)
+DIGEST_MAX_RETRIES = env.int("DIGEST_MAX_RETRIES", default=10)
+# Soft bounces in a row that suppress an address.
+DIGEST_SOFT_BOUNCE_LIMIT = env.int("DIGEST_SOFT_BOUNCE_LIMIT", default=3)
+# Optional second List-Unsubscribe target, e.g. unsubscribe@example.org (its inbox must act on it).
+LIST_UNSUBSCRIBE_MAILTO = env("LIST_UNSUBSCRIBE_MAILTO", default="")
+# RFC 2919 list identifier; default "<site name> <digest.<site host>>".
+DIGEST_LIST_ID = env("DIGEST_LIST_ID", default="")
+CELERY_BEAT_SCHEDULE["dispatch-digests"] = {
+    "task": "newsletter.tasks.digests.dispatch_digests",
+    "schedule": crontab(minute="*/15"),
+}
+# Digest chunks have a queue of their own, so a big run never delays a confirmation email;
+# a worker started without -Q consumes both queues.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {"celery": {}, "digests": {}}
+CELERY_TASK_ROUTES = {"newsletter.tasks.digests.send_digest_chunk": {"queue": "digests"}}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
