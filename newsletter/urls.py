@@ -1,7 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from newsletter import views, webhooks
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Provider tracking webhooks (/anymail/<esp>/tracking/): anymail.urls behind a required secret.
+    path("anymail/", include(webhooks.anymail_urlpatterns())),
+    path("digest/<str:token>/", views.view_digest, name="view_digest"),
     path("", include("subscriptions.urls")),
 ]

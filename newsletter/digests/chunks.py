@@ -1,0 +1,288 @@
+"""One chunk of deliveries: claim them, choose each digest's papers, render each distinct
+digest once, send it to its recipients in provider-sized calls, record each call.
+
+The work per chunk is a handful of queries whatever its size (claim, load, papers already
+sent, contents, one record per provider call); nothing here queries per subscriber.
+"""
+
+import random
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+
+import redis
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from newsletter.models import Delivery
+from subscriptions import actions
+from subscriptions.models import Subscriber
+
+from . import claims, selection
+from .links import Recipient
+from .logs import log
+from .outbox import Outbox, Outcome, SendAborted
+from .providers import DATABASE_ERRORS, ConfigurationError
+from .ratelimit import provider_bucket
+from .rendering import renderer
+
+SYSTEM = actions.Origin(user_agent="digest sender")
+
+
+@dataclass
+class Item:
+    """One claimed delivery with what choosing and sending need."""
+
+    recipient: Recipient
+    kind: str
+    digest_date: date
+    content_id: int | None
+    papers_per_email: int
+    topic_ids: tuple[int, ...]
+    receiving: bool
+
+    @property
+    def delivery_id(self) -> int:
+        return self.recipient.delivery_id
+
+
+@dataclass
+class ChunkReport:
+    requested: int = 0
+    claimed: int = 0
+    sent: int = 0
+    skipped: int = 0
+    failed: int = 0
+    released: int = 0
+    digests: int = 0
+    calls: int = 0
+    seconds: float = 0.0
+    busy: bool = False
+
+    def add(self, other: "ChunkReport") -> None:
+        for name, value in asdict(other).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                setattr(self, name, getattr(self, name) + value)
+
+
+class RetryLater(Exception):
+    """The chunk's unsent deliveries are pending again; run the chunk again in `countdown` s."""
+
+    def __init__(self, countdown: float, reason: str):
+        super().__init__(reason)
+        self.countdown = countdown
+
+
+def backoff(attempt: int, retry_after: float | None = None) -> float:
+    """Exponential, capped, with jitter (half to full); never sooner than the provider asked."""
+    ceiling = min(settings.DIGEST_RETRY_BACKOFF_MAX, settings.DIGEST_RETRY_BACKOFF * 2**attempt)
+    delay = random.uniform(ceiling / 2, ceiling)
+    if retry_after:
+        delay = max(delay, min(retry_after, settings.DIGEST_RETRY_BACKOFF_MAX))
+    return delay
+
+
+def load_items(delivery_ids) -> list[Item]:
+    rows = Delivery.objects.filter(pk__in=list(delivery_ids)).values_list(
+        "pk", "kind", "digest_date", "content_id", "subscriber_id", "subscriber__email", "subscriber__secret",
+        "subscriber__papers_per_email", "subscriber__status", "subscriber__paused",
+    )
+    rows = list(rows)
+    topics = topics_of({row[4] for row in rows})
+    items = []
+    for pk, kind, digest_date, content_id, sid, email, secret, per_email, status, paused in rows:
+        topic_ids, topic_names = topics.get(sid, ((), ()))
+        items.append(
+            Item(
+                recipient=Recipient(pk, sid, email, secret, topic_names),
+                kind=kind,
+                digest_date=digest_date,
+                content_id=content_id,
+                papers_per_email=per_email,
+                topic_ids=topic_ids,
+                receiving=status == Subscriber.Status.ACTIVE and not paused,
+            )
+        )
+    return items
+
+
+def topics_of(subscriber_ids) -> dict[int, tuple[tuple[int, ...], tuple[str, ...]]]:
+    """subscriber id -> (topic ids, topic names), in the topics' display order (one query)."""
+    found: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
+    rows = (
+        Subscriber.topics.through.objects.filter(subscriber_id__in=list(subscriber_ids))
+        .order_by("topic__display_order", "topic__name")
+        .values_list("subscriber_id", "topic_id", "topic__name")
+    )
+    for sid, topic_id, name in rows:
+        found[sid][0].append(topic_id)
+        found[sid][1].append(name)
+    return {sid: (tuple(ids), tuple(names)) for sid, (ids, names) in found.items()}
+
+
+def choose_papers(items: list[Item], pools: dict[str, selection.PaperPool]) -> dict[int, tuple[int, ...]]:
+    """delivery id -> the papers of its digest (empty: nothing new)."""
+    candidates = set().union(*(pool.paper_ids for pool in pools.values())) if pools else set()
+    sent = selection.already_sent({i.recipient.subscriber_id for i in items}, candidates)
+    none = frozenset()
+    return {
+        i.delivery_id: tuple(
+            pools[i.kind].choose(i.topic_ids, sent.get(i.recipient.subscriber_id, none), i.papers_per_email)
+        )
+        for i in items
+    }
+
+
+class ChunkRun:
+    def __init__(self, claimer: str, report: ChunkReport):
+        self.claimer = claimer
+        self.report = report
+        self.open_ids: set[int] = set()
+        self.subscriber_of: dict[int, int] = {}
+
+    def run(self, delivery_ids) -> None:
+        items = load_items(delivery_ids)
+        self.subscriber_of = {i.delivery_id: i.recipient.subscriber_id for i in items}
+        gone = [i.delivery_id for i in items if not i.receiving]
+        self._skip(gone, "no longer receiving digests")
+        items = [i for i in items if i.receiving]
+
+        pools, waiting = {}, defaultdict(list)
+        for kind in {i.kind for i in items}:
+            try:
+                pools[kind] = selection.paper_pool(kind)
+            except selection.NoGoodScrape as exc:
+                waiting[str(exc)].extend(i.delivery_id for i in items if i.kind == kind)
+        for reason, ids in waiting.items():
+            # Not now: they stay pending and the dispatcher queues them again later.
+            self._release(ids, error=reason)
+            log("digest.chunk_waiting", deliveries=len(ids), reason=reason)
+        items = [i for i in items if i.kind in pools]
+
+        papers = self._papers(items, pools)
+        groups: dict[tuple, list[Recipient]] = defaultdict(list)
+        for item in items:
+            if papers.get(item.delivery_id):
+                groups[(papers[item.delivery_id], item.kind, item.digest_date)].append(item.recipient)
+        self.report.digests += len(groups)
+        if not groups:
+            return
+        bucket = provider_bucket()
+        with Outbox() as outbox:
+            size = outbox.slice_size
+            for (paper_ids, kind, digest_date), recipients in groups.items():
+                digest = renderer.render(paper_ids, pools[kind], kind, digest_date)
+                for start in range(0, len(recipients), size):
+                    batch = recipients[start : start + size]
+                    bucket.acquire(len(batch))
+                    self.report.calls += 1
+                    try:
+                        outcome = outbox.send(digest, batch)
+                    except SendAborted as aborted:
+                        self._settle(aborted.done)
+                        raise
+                    self._settle(outcome)
+
+    def _papers(self, items, pools) -> dict[int, tuple[int, ...]]:
+        papers: dict[int, tuple[int, ...]] = {}
+        fresh = [i for i in items if i.content_id is None]
+        if fresh:
+            chosen = choose_papers(fresh, pools)
+            self._skip([pk for pk, ids in chosen.items() if not ids], "nothing new")
+            assignments = {pk: ids for pk, ids in chosen.items() if ids}
+            if assignments:
+                claims.assign_contents(assignments, self.claimer)
+            papers.update(assignments)
+        known = [i for i in items if i.content_id is not None]
+        if known:
+            # Taken over after a crash or a retry: send the same papers as before.
+            by_content = claims.contents_papers({i.content_id for i in known})
+            for item in known:
+                papers[item.delivery_id] = by_content.get(item.content_id, ())
+        return papers
+
+    def _settle(self, outcome: Outcome) -> None:
+        self.report.sent += claims.record_sent(outcome.sent, self.claimer)
+        failures = {**outcome.failed, **outcome.refused}
+        self.report.failed += claims.record_failed(failures, self.claimer)
+        self.open_ids -= set(outcome.sent) | set(failures)
+        for delivery_id, reason in outcome.refused.items():
+            subscriber = Subscriber(pk=self.subscriber_of[delivery_id])
+            actions.suppress(subscriber, Subscriber.Status.BOUNCED, SYSTEM, reason="refused by provider", error=reason[:500])
+        if outcome.failed:
+            self._count_failures([self.subscriber_of[pk] for pk in outcome.failed])
+        if outcome.refused or outcome.failed:
+            log("digest.recipients_failed", refused=len(outcome.refused), failed=len(outcome.failed))
+
+    @staticmethod
+    def _count_failures(subscriber_ids) -> None:
+        """A message refused without naming a cause counts like a soft bounce."""
+        Subscriber.objects.filter(pk__in=subscriber_ids).update(soft_bounces=F("soft_bounces") + 1)
+        for subscriber in Subscriber.objects.filter(
+            pk__in=subscriber_ids, soft_bounces__gte=settings.DIGEST_SOFT_BOUNCE_LIMIT, status=Subscriber.Status.ACTIVE
+        ):
+            actions.suppress(subscriber, Subscriber.Status.BOUNCED, SYSTEM, reason="repeated send failures")
+
+    def _skip(self, ids, reason: str) -> None:
+        if ids:
+            self.report.skipped += claims.record_skipped(ids, self.claimer, reason)
+            self.open_ids -= set(ids)
+
+    def _release(self, ids, retry_at=None, error: str = "") -> None:
+        if ids:
+            self.report.released += claims.release(ids, self.claimer, retry_at, error)
+            self.open_ids -= set(ids)
+
+
+def send_chunk(delivery_ids, claimer: str, attempt: int = 0) -> ChunkReport:
+    """Send what can be sent of these deliveries. Raises RetryLater after a transient failure
+    (the unsent ones are pending again, due after the backoff)."""
+    started = time.perf_counter()
+    report = ChunkReport(requested=len(delivery_ids))
+    try:
+        with claims.liveness_lock(claimer) as ours:
+            if not ours:
+                report.busy = True
+                return report
+            claimed = claims.claim(delivery_ids, claimer)
+            report.claimed = len(claimed)
+            run = ChunkRun(claimer, report)
+            run.open_ids = set(claimed)
+            try:
+                if claimed:
+                    run.run(claimed)
+            except SendAborted as aborted:
+                error = aborted.error
+                if isinstance(error, ConfigurationError):
+                    log("digest.provider_configuration_error", level=40, claimer=claimer, error=str(error))
+                    countdown = settings.DIGEST_RETRY_BACKOFF_MAX
+                else:
+                    countdown = backoff(attempt, getattr(error, "retry_after", None))
+                _give_back(run, countdown, str(error))
+                raise RetryLater(countdown, str(error)) from aborted
+            except (redis.RedisError, *DATABASE_ERRORS) as exc:
+                countdown = backoff(attempt)
+                _give_back(run, countdown, f"{type(exc).__name__}: {exc}")
+                raise RetryLater(countdown, f"{type(exc).__name__}: {exc}") from exc
+            except BaseException as exc:
+                _give_back(run, 0, f"{type(exc).__name__}: {exc}")
+                raise
+            # Anything still open was neither sent nor settled (should not happen): give it back.
+            _give_back(run, 0, "left open")
+    finally:
+        report.seconds = time.perf_counter() - started
+        log("digest.chunk", claimer=claimer, attempt=attempt, **{k: v for k, v in asdict(report).items() if k != "busy"}, busy=report.busy)
+    return report
+
+
+def _give_back(run: ChunkRun, countdown: float, error: str) -> None:
+    if not run.open_ids:
+        return
+    try:
+        run._release(list(run.open_ids), timezone.now() + timedelta(seconds=countdown), error)
+    except DATABASE_ERRORS:
+        # The database is away: the rows stay `sending` under our claim, and our lock goes
+        # with the session, so the retry (same claimer) or the dispatcher takes them over.
+        pass

@@ -1,0 +1,232 @@
+"""The database side of exactly-once.
+
+A worker takes deliveries with SELECT ... FOR UPDATE SKIP LOCKED and marks them `sending`
+under its claimer id (the Celery task id) before it renders or sends anything. While it works
+it holds a PostgreSQL session-level advisory lock named after that id: the lock disappears
+with the worker's database session, so a killed worker is known dead at once and its
+`sending` rows may be taken over (by the redelivered task, or re-queued by the dispatcher).
+Without PostgreSQL (the SQLite defaults) a claim older than DIGEST_CLAIM_TIMEOUT counts as
+abandoned instead.
+
+Each provider call is recorded right after it returned, guarded by the claim, so a row is
+only ever moved on by its current claimer. Database hiccups while recording are retried for a
+while: a call the provider accepted should not be sent again because PostgreSQL restarted.
+"""
+
+import time
+import zlib
+from contextlib import contextmanager
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Case, CharField, F, Q, Value, When
+from django.utils import timezone
+
+from newsletter.models import Delivery, DigestContent, DigestItem
+
+from .logs import log
+from .providers import DATABASE_ERRORS
+
+# First half of the two-int advisory lock key: "digest claims" (ASCII "DgCl").
+_LOCK_CLASS = 0x4467436C
+S = Delivery.Status
+
+
+def _lock_key(claimer: str) -> int:
+    return zlib.crc32(claimer.encode()) - 2**31
+
+
+def _uses_locks() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _try_lock(claimer: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_CLASS, _lock_key(claimer)])
+        return cursor.fetchone()[0]
+
+
+def _unlock(claimer: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_CLASS, _lock_key(claimer)])
+
+
+@contextmanager
+def liveness_lock(claimer: str):
+    """Yields True if this claimer id is ours now, False if another live session holds it
+    (the same task already running elsewhere: leave the work to it)."""
+    if not _uses_locks():
+        yield True
+        return
+    held = _try_lock(claimer)
+    try:
+        yield held
+    finally:
+        if held:
+            try:
+                _unlock(claimer)
+            except DATABASE_ERRORS:
+                pass  # the session is gone, and its locks with it
+
+
+def claimer_alive(claimer: str) -> bool:
+    if not claimer or not _uses_locks():
+        return False
+    if _try_lock(claimer):
+        _unlock(claimer)
+        return False
+    return True
+
+
+def claim(delivery_ids, claimer: str) -> list[int]:
+    """Mark the claimable ones among `delivery_ids` as `sending` by `claimer` and return them:
+    pending rows, and `sending` rows whose claimer is dead (or is us, after a redelivery)."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.DIGEST_CLAIM_TIMEOUT)
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=list(delivery_ids), status__in=[S.PENDING, S.SENDING])
+            .values_list("pk", "status", "claimed_by", "claimed_at")
+        )
+        owners = {c for _, status, c, _ in rows if status == S.SENDING}
+        dead = {c for c in owners if c == claimer or not claimer_alive(c)} if _uses_locks() else {claimer}
+        ids = [
+            pk
+            for pk, status, claimed_by, claimed_at in rows
+            if status == S.PENDING or claimed_by in dead or (not _uses_locks() and claimed_at and claimed_at < stale)
+        ]
+        if ids:
+            Delivery.objects.filter(pk__in=ids).update(
+                status=S.SENDING, claimed_at=now, claimed_by=claimer, attempts=F("attempts") + 1
+            )
+    return ids
+
+
+def _retrying(action, what: str, tries: int = 8):
+    """Run a database write, reconnecting and retrying on connection errors (~1 min)."""
+    for attempt in range(tries):
+        try:
+            return action()
+        except DATABASE_ERRORS as exc:
+            if attempt == tries - 1 or connection.in_atomic_block:
+                raise
+            log("digest.db_retry", what=what, attempt=attempt + 1, error=str(exc)[:200])
+            connection.close()
+            time.sleep(min(15.0, 0.5 * 2**attempt))
+
+
+def _mine(ids, claimer):
+    return Delivery.objects.filter(pk__in=list(ids), status=S.SENDING, claimed_by=claimer)
+
+
+def record_sent(sent: dict[int, str], claimer: str) -> int:
+    """delivery id -> provider message id."""
+    if not sent:
+        return 0
+    now = timezone.now()
+    ids_by_message: dict[str, list[int]] = {}
+    for pk, message_id in sent.items():
+        ids_by_message.setdefault(message_id, []).append(pk)
+    if len(ids_by_message) == 1:
+        message_id_value = Value(next(iter(ids_by_message)))
+    else:
+        message_id_value = Case(
+            *[When(pk__in=pks, then=Value(mid)) for mid, pks in ids_by_message.items()],
+            default=Value(""),
+            output_field=CharField(),
+        )
+    return _retrying(
+        lambda: _mine(sent, claimer).update(status=S.SENT, sent_at=now, provider_message_id=message_id_value, error=""),
+        "record_sent",
+    )
+
+
+def record_failed(failed: dict[int, str], claimer: str) -> int:
+    """delivery id -> error."""
+    if not failed:
+        return 0
+    reasons = Case(*[When(pk=pk, then=Value(reason[:2000])) for pk, reason in failed.items()], output_field=CharField())
+    return _retrying(lambda: _mine(failed, claimer).update(status=S.FAILED, error=reasons), "record_failed")
+
+
+def record_skipped(ids, claimer: str, reason: str) -> int:
+    if not ids:
+        return 0
+    return _retrying(lambda: _mine(ids, claimer).update(status=S.SKIPPED, error=reason), "record_skipped")
+
+
+def release(ids, claimer: str, retry_at=None, error: str = "") -> int:
+    """Give rows back (pending) for a later attempt, due at `retry_at`."""
+    if not ids:
+        return 0
+    return _retrying(
+        lambda: _mine(ids, claimer).update(
+            status=S.PENDING, claimed_by="", claimed_at=None, queued_at=retry_at or timezone.now(), error=error[:2000]
+        ),
+        "release",
+    )
+
+
+def assign_contents(assignments: dict[int, tuple[int, ...]], claimer: str) -> dict[tuple[int, ...], int]:
+    """Point each delivery at the shared content row of its papers (created if new).
+    Returns paper ids -> content id."""
+    keys = {papers: DigestContent.key_for(papers) for papers in set(assignments.values())}
+    content_ids = dict(DigestContent.objects.filter(key__in=keys.values()).values_list("key", "pk"))
+    missing = [papers for papers, key in keys.items() if key not in content_ids]
+    if missing:
+        with transaction.atomic():
+            # A concurrent worker may create the same content: both inserts are idempotent.
+            DigestContent.objects.bulk_create([DigestContent(key=keys[p]) for p in missing], ignore_conflicts=True)
+            created = dict(DigestContent.objects.filter(key__in=[keys[p] for p in missing]).values_list("key", "pk"))
+            DigestItem.objects.bulk_create(
+                [
+                    DigestItem(content_id=created[keys[papers]], paper_id=paper_id, position=position)
+                    for papers in missing
+                    for position, paper_id in enumerate(papers)
+                ],
+                ignore_conflicts=True,
+            )
+        content_ids.update(created)
+    by_content: dict[int, list[int]] = {}
+    for delivery_id, papers in assignments.items():
+        by_content.setdefault(content_ids[keys[papers]], []).append(delivery_id)
+    if by_content:
+        _mine(assignments, claimer).update(
+            content_id=Case(*[When(pk__in=pks, then=Value(cid)) for cid, pks in by_content.items()])
+        )
+    return {papers: content_ids[key] for papers, key in keys.items()}
+
+
+def contents_papers(content_ids) -> dict[int, tuple[int, ...]]:
+    """content id -> its paper ids in order (one query)."""
+    papers: dict[int, list[int]] = {}
+    rows = DigestItem.objects.filter(content_id__in=list(content_ids)).order_by("content_id", "position")
+    for content_id, paper_id in rows.values_list("content_id", "paper_id"):
+        papers.setdefault(content_id, []).append(paper_id)
+    return {cid: tuple(pids) for cid, pids in papers.items()}
+
+
+def requeue_abandoned() -> int:
+    """`sending` rows whose claimer is dead go back to pending (the dispatcher queues them)."""
+    sending = Delivery.objects.filter(status=S.SENDING)
+    reset = dict(status=S.PENDING, claimed_by="", claimed_at=None, queued_at=None)
+    count = 0
+    if _uses_locks():
+        for claimer in set(sending.values_list("claimed_by", flat=True).distinct()):
+            # Holding the dead claimer's lock while resetting keeps its redelivered task (if
+            # it starts right now) from re-claiming the same rows at the same time.
+            if claimer and not _try_lock(claimer):
+                continue
+            try:
+                count += sending.filter(claimed_by=claimer).update(**reset)
+            finally:
+                if claimer:
+                    _unlock(claimer)
+    else:
+        stale = timezone.now() - timedelta(seconds=settings.DIGEST_CLAIM_TIMEOUT)
+        count = sending.filter(Q(claimed_at__lt=stale) | Q(claimed_at__isnull=True)).update(**reset)
+    if count:
+        log("digest.requeue_abandoned", deliveries=count)
+    return count

@@ -1,0 +1,89 @@
+"""Each recipient's own part of a digest: signed links and the List-Unsubscribe headers.
+
+Everything else in a digest is shared by every recipient of the same papers; these values are
+merged in per recipient (by the provider from merge data, or by us for SMTP). URL patterns
+are resolved once; only the signing is per recipient.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+from urllib.parse import quote, urlsplit
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils.html import escape
+
+from subscriptions import tokens
+
+_SLOT = "TOKEN-SLOT"
+
+# The names of the per-recipient merge fields, as used in the templates.
+MERGE_FIELDS = ("preferences_url", "unsubscribe_url", "view_url", "topics_html", "topics_text")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What rendering and sending need to know about one delivery."""
+
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    secret: str
+    topic_names: tuple[str, ...]
+
+    # tokens.make_token() reads .pk and .secret
+    @property
+    def pk(self) -> int:
+        return self.subscriber_id
+
+
+def list_id() -> str:
+    if settings.DIGEST_LIST_ID:
+        return settings.DIGEST_LIST_ID
+    host = urlsplit(settings.SITE_URL).hostname or "localhost"
+    name = " ".join(settings.SITE_NAME.split()).replace("<", "").replace(">", "")
+    return f"{name} <digest.{host}>"
+
+
+class LinkMaker:
+    """Builds the merge values of many recipients with the URL patterns resolved once."""
+
+    @cached_property
+    def _patterns(self):
+        return {
+            "preferences": reverse("subscriptions:preferences", args=[_SLOT]).split(_SLOT),
+            "unsubscribe": reverse("subscriptions:unsubscribe", args=[_SLOT]).split(_SLOT),
+            "view": reverse("view_digest", args=[_SLOT]).split(_SLOT),
+        }
+
+    def _url(self, name: str, token: str) -> str:
+        before, after = self._patterns[name]
+        return f"{settings.SITE_URL}{before}{token}{after}"
+
+    def unsubscribe_url(self, recipient) -> str:
+        return self._url("unsubscribe", tokens.make_token(recipient, tokens.UNSUBSCRIBE))
+
+    def merge_values(self, recipient: Recipient) -> dict[str, str]:
+        topics = ", ".join(recipient.topic_names)
+        return {
+            "preferences_url": self._url("preferences", tokens.make_token(recipient, tokens.PREFERENCES)),
+            "unsubscribe_url": self.unsubscribe_url(recipient),
+            "view_url": self._url("view", tokens.make_token(recipient, tokens.VIEW_DIGEST, {"d": recipient.delivery_id})),
+            "topics_html": escape(topics),
+            "topics_text": topics,
+        }
+
+    @staticmethod
+    def headers(merge_values: dict[str, str]) -> dict[str, str]:
+        """Per-recipient headers (RFC 2369 / RFC 8058)."""
+        targets = [f"<{merge_values['unsubscribe_url']}>"]
+        if settings.LIST_UNSUBSCRIBE_MAILTO:
+            token = merge_values["unsubscribe_url"].rstrip("/").rsplit("/", 1)[-1]
+            subject = quote(f"unsubscribe {token}")
+            targets.insert(0, f"<mailto:{settings.LIST_UNSUBSCRIBE_MAILTO}?subject={subject}>")
+        return {"List-Unsubscribe": ", ".join(targets)}
+
+
+def static_headers() -> dict[str, str]:
+    """Headers every digest carries."""
+    return {"List-Unsubscribe-Post": "List-Unsubscribe=One-Click", "List-Id": list_id(), "Precedence": "bulk"}

@@ -1,0 +1,239 @@
+"""Rendering digests so that the cost does not grow with subscribers times email size.
+
+Each paper's block (HTML with CSS inlined by css-inline, and plain text) is rendered once per
+process and scrape; the page around them once per date and kind; a digest is then assembled
+by joining strings, once per distinct list of papers. What differs per recipient (their links
+and topics) stays a merge field: a `MergeText` is the shared text cut at those fields, filled
+per recipient by the provider (merge data) or by us.
+
+Scraped text is escaped by Django's autoescaping in the HTML part; the text part is rendered
+with autoescaping off, so it carries no HTML entities.
+"""
+
+import re
+import secrets
+import unicodedata
+from collections import OrderedDict
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
+
+import css_inline
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils.html import escape
+from django.utils.text import Truncator
+
+from newsletter.models import Paper
+
+from .links import MERGE_FIELDS
+
+# Merge fields are written as [[<nonce>:<name>]]: the nonce is new in every process, so no
+# scraped text can forge a field.
+_NONCE = secrets.token_hex(8)
+_FIELD_RE = re.compile(r"\[\[" + _NONCE + r":([a-z_]+)\]\]")
+AUTHORS_SHOWN = 3
+SUMMARY_CHARS = 400
+
+
+_FIELD_RE_BYTES = re.compile(_FIELD_RE.pattern.encode())
+
+
+def field(name: str) -> str:
+    return f"[[{_NONCE}:{name}]]"
+
+
+def split_fields(raw: bytes) -> list[bytes]:
+    """Bytes cut at merge fields: literal, name, literal, ..., literal."""
+    return _FIELD_RE_BYTES.split(raw)
+
+
+class MergeText:
+    """A text cut at its merge fields: literal, name, literal, name, ..., literal."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts: list[str]):
+        self.parts = parts
+
+    @classmethod
+    def parse(cls, text: str) -> "MergeText":
+        return cls(_FIELD_RE.split(text))
+
+    @property
+    def field_names(self) -> set[str]:
+        return set(self.parts[1::2])
+
+    def fill(self, values: dict[str, str]) -> str:
+        parts = self.parts[:]
+        for i in range(1, len(parts), 2):
+            parts[i] = values[parts[i]]
+        return "".join(parts)
+
+    def with_fields(self, field_format: str) -> str:
+        """The text with each field in the provider's syntax, e.g. "%recipient.{}%"."""
+        return self.fill({name: field_format.format(name) for name in self.field_names})
+
+
+@dataclass(frozen=True)
+class RenderedDigest:
+    subject: str
+    html: MergeText
+    text: MergeText
+    paper_ids: tuple[int, ...]
+
+    def for_recipient(self, values: dict[str, str]) -> tuple[str, str]:
+        return self.html.fill(values), self.text.fill(values)
+
+
+# --- scraped text ---------------------------------------------------------------------------
+
+_CONTROL = {c: None for c in range(32) if c not in (9, 10, 13)} | {0x7F: None}
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """Control characters and line breaks removed (header-safe), whitespace collapsed."""
+    text = "".join(ch for ch in (text or "") if unicodedata.category(ch) not in ("Cc", "Zl", "Zp", "Cf") or ch == " ")
+    text = " ".join(text.split())
+    return Truncator(text).chars(limit) if limit else text
+
+
+def _clean(text: str) -> str:
+    # Provider merge syntax in scraped text must stay literal: break "%recipient." with a
+    # zero-width space (invisible) so no provider substitutes it.
+    return one_line(text).replace("%recipient", "%\u200brecipient")
+
+
+def _author_names(authors) -> list[str]:
+    names = []
+    for author in authors or []:
+        name = author.get("name") if isinstance(author, dict) else author
+        if isinstance(name, str) and name.strip():
+            names.append(_clean(name))
+    return names
+
+
+def _safe_url(url: str) -> str:
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return ""
+    return url if parts.scheme in ("http", "https") and parts.netloc and not any(c in url for c in "\r\n\t ") else ""
+
+
+def paper_context(paper: Paper, topic_names) -> dict:
+    authors = _author_names(paper.authors)
+    arxiv_id = quote(paper.arxiv_id, safe="./-")
+    summary = _clean(paper.ai_summary) or Truncator(_clean(paper.abstract)).chars(SUMMARY_CHARS)
+    return {
+        "title": _clean(paper.title),
+        "hf_url": f"https://huggingface.co/papers/{arxiv_id}",
+        "arxiv_url": f"https://arxiv.org/abs/{arxiv_id}",
+        "authors": authors[:AUTHORS_SHOWN],
+        "et_al": len(authors) > AUTHORS_SHOWN,
+        "upvotes": paper.upvotes,
+        "summary": summary,
+        "topics": [_clean(name) for name in topic_names],
+        "github_url": _safe_url(paper.github_repo),
+        "github_stars": paper.github_stars,
+    }
+
+
+def subject_for(kind: str, first_title: str, count: int) -> str:
+    top = one_line(first_title, 80)
+    more = f" (+{count - 1} more)" if count > 1 else ""
+    prefix = "Your week in papers" if kind == "weekly" else "Trending papers"
+    return f"{prefix}: {top}{more}"
+
+
+# --- the renderer ---------------------------------------------------------------------------
+
+
+class DigestRenderer:
+    """Per-process caches: paper blocks per scrape pool, page shells per (kind, date), whole
+    digests per (papers, kind, date), the latter bounded (least recently used goes)."""
+
+    max_digests = 256
+
+    def __init__(self):
+        self._css = None
+        self._blocks: dict[int, tuple[str, str, str]] = {}
+        self._blocks_pool_key = None
+        self._shells: dict[tuple, tuple[str, str]] = {}
+        self._digests: OrderedDict = OrderedDict()
+
+    @property
+    def css(self) -> tuple[str, str]:
+        if self._css is None:
+            self._css = (render_to_string("emails/_digest.css"), render_to_string("emails/_digest_dark.css"))
+        return self._css
+
+    def render(self, paper_ids, pool, kind: str, digest_date) -> RenderedDigest:
+        key = (tuple(paper_ids), pool.key, kind, digest_date)
+        digest = self._digests.get(key)
+        if digest is not None:
+            self._digests.move_to_end(key)
+            return digest
+        digest = self._assemble(tuple(paper_ids), pool, kind, digest_date)
+        self._digests[key] = digest
+        if len(self._digests) > self.max_digests:
+            self._digests.popitem(last=False)
+        return digest
+
+    def _assemble(self, paper_ids, pool, kind, digest_date) -> RenderedDigest:
+        blocks = self._paper_blocks(paper_ids, pool)
+        html_shell, text_shell = self._shell(kind, digest_date)
+        titles = [blocks[pk][2] for pk in paper_ids]
+        subject = subject_for(kind, titles[0] if titles else "", len(paper_ids))
+        preheader = escape(Truncator("; ".join(titles)).chars(140))
+        papers_html = "".join(blocks[pk][0] for pk in paper_ids)
+        papers_text = "\n".join(f"{n}. {blocks[pk][1]}" for n, pk in enumerate(paper_ids, start=1))
+        count_label = "1 paper" if len(paper_ids) == 1 else f"{len(paper_ids)} papers"
+        html = (
+            html_shell.replace(field("papers_slot"), papers_html)
+            .replace(field("preheader"), preheader)
+            .replace(field("paper_count_label"), count_label)
+        )
+        text = text_shell.replace(field("papers_slot"), papers_text).replace(field("paper_count_label"), count_label)
+        return RenderedDigest(subject=subject, html=MergeText.parse(html), text=MergeText.parse(text), paper_ids=paper_ids)
+
+    def _paper_blocks(self, paper_ids, pool) -> dict[int, tuple[str, str, str]]:
+        if self._blocks_pool_key != pool.key:
+            self._blocks, self._blocks_pool_key = {}, pool.key
+        missing = [pk for pk in paper_ids if pk not in self._blocks]
+        if missing:
+            css, _ = self.css
+            for paper in Paper.objects.filter(pk__in=missing):
+                context = paper_context(paper, pool.topic_names.get(paper.pk, ()))
+                html = css_inline.inline_fragment(render_to_string("emails/_digest_paper.html", context), css)
+                text = render_to_string("emails/_digest_paper.txt", context).strip() + "\n"
+                self._blocks[paper.pk] = (html, text, context["title"])
+        return self._blocks
+
+    def _shell(self, kind, digest_date) -> tuple[str, str]:
+        key = (kind, digest_date)
+        if key not in self._shells:
+            css, dark_css = self.css
+            context = {
+                "css": css,
+                "merge": {name: field(name) for name in MERGE_FIELDS},
+                "papers_slot": field("papers_slot"),
+                "preheader": field("preheader"),
+                "heading": f"Your {'weekly' if kind == 'weekly' else 'daily'} trending papers",
+                "kind_label": "weekly" if kind == "weekly" else "daily",
+                "digest_date": digest_date,
+                "site_name": settings.SITE_NAME,
+                "postal_address": settings.SENDER_POSTAL_ADDRESS,
+                "paper_count_label": field("paper_count_label"),
+            }
+            html = render_to_string("emails/digest.html", context)
+            html = css_inline.inline(html)
+            # Media queries (dark mode, narrow screens) cannot be inlined: they stay in <head>.
+            html = html.replace("</head>", f"<style>{dark_css}</style></head>", 1)
+            text = render_to_string("emails/digest.txt", context)
+            if len(self._shells) > 32:
+                self._shells.clear()
+            self._shells[key] = (html, text)
+        return self._shells[key]
+
+
+renderer = DigestRenderer()
