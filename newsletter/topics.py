@@ -1,19 +1,25 @@
 """Sorting papers into topics.
 
-Each active topic's keywords (one phrase per line) become one regular expression that is
-word-boundary aware (`RL` never matches inside `URL`), phrase aware (`chain of thought`,
-`chain-of-thought` and `chainofthought` are one keyword), tolerant of plurals on the last word
-(`agent` matches `agents`, `policy` matches `policies`, `LLM` matches `LLMs`) and of case,
-except for acronyms written with capitals after the first letter (`RL`, `MoE`, `SLAM`), which
-must match exactly so that `slam` or `rag` in prose do not count.
+Keywords (one phrase per line on each topic) are matched on words, not characters:
+- word-boundary aware: `RL` never matches inside `URL`, `agent` not inside `reagent`;
+- phrase aware and hyphen tolerant: `chain of thought`, `chain-of-thought` and `Chain‑of‑Thought`
+  are the same words; `multi-agent` also matches `multiagent`; a phrase never runs across
+  other punctuation (`reward. Model` is not `reward model`);
+- plural tolerant on the last word: `agent` matches `agents`, `policy` matches `policies`,
+  `LLM` matches `LLMs`;
+- case-insensitive, except acronyms written with capitals after the first character (`RL`,
+  `MoE`, `SLAM`, `3D`), which must match as written so that `slam` or `rag` in prose do not.
 
 A paper's score for a topic adds, per matched keyword, TITLE_WEIGHT for the title,
 KEYWORD_WEIGHT for the AI keywords and TEXT_WEIGHT (plus a little for repeats) for the
-abstract and AI summary. Scores of at least settings.TOPIC_MIN_SCORE are stored as
-PaperTopicScore rows: a row means "this paper belongs to this topic".
+abstract and AI summary. Where two keywords of one topic start at the same word, the longer
+one counts ("diffusion model" rather than "diffusion"). Scores of at least
+settings.TOPIC_MIN_SCORE are stored as PaperTopicScore rows: a row means "this paper belongs
+to this topic".
 """
 
 import re
+from collections import defaultdict
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -28,32 +34,137 @@ REPEAT_WEIGHT = 0.5
 MAX_REPEATS = 2
 
 WORD_RE = re.compile(r"[^\W_]+")
-# Between the words of a phrase: spaces, hyphens and dashes, or nothing ("multiagent").
-# Not newlines: the AI keywords are joined with " | " so a phrase never spans two of them.
-SEPARATOR = r"[ \-\u2010\u2011\u2013_]*"
+# Words, or a punctuation mark that ends a phrase. Spaces, hyphens, dashes and underscores
+# join the words of a phrase, so they are not tokens at all.
+TOKEN_RE = re.compile(r"[^\W_]+|[^\w\s\-\u2010\u2011\u2012\u2013]")
+BREAK = None
 
 
 def _is_acronym(word: str) -> bool:
-    """`RL`, `MoE`, `CoT`, `3D`: capitals after the first character mean "match exactly"."""
     return any(c.isupper() for c in word[1:])
 
 
-def _plural_tolerant(word: str) -> str:
-    escaped = re.escape(word)
-    if _is_acronym(word):
-        return escaped + "(?:s|es)?"
-    if len(word) > 2 and word[-1] in "yY" and word[-2].lower() not in "aeiou":
-        return "(?i:" + re.escape(word[:-1]) + "(?:y|ies))"
-    return "(?i:" + escaped + "(?:s|es)?)"
+def _key(word: str) -> str:
+    """How a keyword word is compared: as written for acronyms, else lowercased."""
+    return word if _is_acronym(word) else word.lower()
 
 
-def keyword_pattern(keyword: str) -> str | None:
-    words = WORD_RE.findall(keyword)
-    if not words:
-        return None
-    parts = [re.escape(w) if _is_acronym(w) else f"(?i:{re.escape(w)})" for w in words[:-1]]
-    parts.append(_plural_tolerant(words[-1]))
-    return r"(?<![^\W_])" + SEPARATOR.join(parts) + r"(?![^\W_])"
+def _plural_keys(word: str) -> set[str]:
+    key = _key(word)
+    keys = {key, key + "s", key + "es"}
+    if not _is_acronym(word) and len(key) > 2 and key[-1] == "y" and key[-2] not in "aeiou":
+        keys.add(key[:-1] + "ies")
+    return keys
+
+
+def tokenize(text: str) -> list:
+    """Words of `text` as (as written, lowercased) pairs, with BREAK where a phrase must end."""
+    tokens = []
+    for match in TOKEN_RE.finditer(text or ""):
+        word = match.group()
+        tokens.append((word, word.lower()) if word[0].isalnum() else BREAK)
+    return tokens
+
+
+@dataclass(frozen=True)
+class Keyword:
+    topic: int  # index into TopicMatcher.topics
+    text: str  # as the topic lists it
+    words: tuple  # comparison keys of all words but the last
+    last: frozenset  # accepted keys of the last word (plurals)
+    last_is_acronym: bool
+    length: int  # in words
+    size: int  # in characters, to prefer the longer of two alternatives
+
+
+class TopicMatcher:
+    """All topics' keywords in one index by first word, so a text is read once for every topic."""
+
+    def __init__(self, topics):
+        self.topics = list(topics)
+        self.index: dict[str, list[Keyword]] = defaultdict(list)
+        for number, topic in enumerate(self.topics):
+            for keyword in dict.fromkeys(topic.keyword_list):
+                words = WORD_RE.findall(keyword)
+                if not words:
+                    continue
+                self._add(number, keyword, words)
+                if len(words) > 1:  # "multi-agent" is also written "multiagent"
+                    self._add(number, keyword, ["".join(words)])
+        for entries in self.index.values():
+            entries.sort(key=lambda k: (-k.length, -k.size))
+
+    def _add(self, topic: int, text: str, words: list[str]) -> None:
+        entry = Keyword(
+            topic=topic,
+            text=text,
+            words=tuple(_key(w) for w in words[:-1]),
+            last=frozenset(_plural_keys(words[-1])),
+            last_is_acronym=_is_acronym(words[-1]),
+            length=len(words),
+            size=len(text),
+        )
+        for first in (entry.words[:1] or entry.last):
+            self.index[first].append(entry)
+
+    def _matches_at(self, tokens: list, start: int, keyword: Keyword) -> bool:
+        end = start + keyword.length
+        if end > len(tokens):
+            return False
+        for offset, key in enumerate(keyword.words):
+            token = tokens[start + offset]
+            if token is BREAK or key not in token:
+                return False
+        token = tokens[end - 1]
+        if token is BREAK:
+            return False
+        return (token[0] if keyword.last_is_acronym else token[1]) in keyword.last
+
+    def hits(self, text: str) -> dict[int, dict[str, int]]:
+        """{topic number: {keyword: count}} for `text`; per topic, matches do not overlap."""
+        tokens = tokenize(text)
+        found: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        free_from: dict[int, int] = defaultdict(int)
+        for start, token in enumerate(tokens):
+            if token is BREAK:
+                continue
+            candidates = self.index.get(token[0], [])
+            if token[1] != token[0]:
+                candidates = candidates + self.index.get(token[1], [])
+            taken = set()
+            for keyword in sorted(candidates, key=lambda k: (-k.length, -k.size)):
+                if keyword.topic in taken or start < free_from[keyword.topic]:
+                    continue
+                if self._matches_at(tokens, start, keyword):
+                    found[keyword.topic][keyword.text] += 1
+                    free_from[keyword.topic] = start + keyword.length
+                    taken.add(keyword.topic)
+        return found
+
+    def score(self, paper: Paper) -> dict[int, "TopicScore"]:
+        """{topic number: TopicScore} for every topic with at least one hit."""
+        title = self.hits(paper.title)
+        keywords = self.hits(" | ".join(paper.ai_keywords or []))
+        text = self.hits(f"{paper.abstract} | {paper.ai_summary}")
+        scores = {}
+        for number in set(title) | set(keywords) | set(text):
+            t, k, x = title.get(number, {}), keywords.get(number, {}), text.get(number, {})
+            contributions = {}
+            for keyword in set(t) | set(k) | set(x):
+                value = TITLE_WEIGHT * (keyword in t) + KEYWORD_WEIGHT * (keyword in k)
+                if keyword in x:
+                    value += TEXT_WEIGHT + REPEAT_WEIGHT * min(x[keyword] - 1, MAX_REPEATS)
+                contributions[keyword] = value
+            matched = sorted(contributions, key=lambda kw: (-contributions[kw], kw))
+            scores[number] = TopicScore(score=round(sum(contributions.values()), 2), matched=matched)
+        return scores
+
+    def rows_for(self, paper: Paper) -> list[PaperTopicScore]:
+        return [
+            PaperTopicScore(paper=paper, topic=self.topics[number], score=result.score, matched=result.matched)
+            for number, result in sorted(self.score(paper).items())
+            if result.score >= settings.TOPIC_MIN_SCORE
+        ]
 
 
 @dataclass
@@ -62,66 +173,18 @@ class TopicScore:
     matched: list[str]
 
 
-class TopicMatcher:
-    """One topic's keywords compiled into a single alternation; the longest phrase wins
-    where several start at the same place ("diffusion model" before "diffusion")."""
-
-    def __init__(self, topic):
-        self.topic = topic
-        keywords = sorted(dict.fromkeys(topic.keyword_list), key=lambda k: (-len(k), k))
-        self.keywords, alternatives = [], []
-        for keyword in keywords:
-            pattern = keyword_pattern(keyword)
-            if pattern:
-                alternatives.append(f"(?P<k{len(self.keywords)}>{pattern})")
-                self.keywords.append(keyword)
-        self.regex = re.compile("|".join(alternatives)) if alternatives else None
-
-    def _hits(self, text: str) -> dict[int, int]:
-        counts: dict[int, int] = {}
-        if self.regex is None or not text:
-            return counts
-        for match in self.regex.finditer(text):
-            index = int(match.lastgroup[1:])
-            counts[index] = counts.get(index, 0) + 1
-        return counts
-
-    def score(self, paper: Paper) -> TopicScore:
-        title = self._hits(paper.title)
-        keywords = self._hits(" | ".join(paper.ai_keywords or []))
-        text = self._hits(f"{paper.abstract} | {paper.ai_summary}")
-        contributions = {}
-        for index in set(title) | set(keywords) | set(text):
-            value = TITLE_WEIGHT * (index in title) + KEYWORD_WEIGHT * (index in keywords)
-            if index in text:
-                value += TEXT_WEIGHT + REPEAT_WEIGHT * min(text[index] - 1, MAX_REPEATS)
-            contributions[self.keywords[index]] = value
-        matched = sorted(contributions, key=lambda k: (-contributions[k], k))
-        return TopicScore(score=round(sum(contributions.values()), 2), matched=matched)
-
-
-def active_matchers(topics=None) -> list[TopicMatcher]:
+def active_topics():
     from subscriptions.models import Topic
 
-    topics = Topic.objects.filter(active=True) if topics is None else topics
-    return [TopicMatcher(topic) for topic in topics]
-
-
-def scores_for(paper: Paper, matchers: list[TopicMatcher]) -> list[PaperTopicScore]:
-    rows = []
-    for matcher in matchers:
-        result = matcher.score(paper)
-        if result.score >= settings.TOPIC_MIN_SCORE:
-            rows.append(PaperTopicScore(paper=paper, topic=matcher.topic, score=result.score, matched=result.matched))
-    return rows
+    return Topic.objects.filter(active=True)
 
 
 @transaction.atomic
 def score_papers(papers) -> int:
     """(Re)score `papers` against every active topic; returns the number of rows stored."""
     papers = list(papers)
-    matchers = active_matchers()
-    rows = [row for paper in papers for row in scores_for(paper, matchers)]
+    matcher = TopicMatcher(active_topics())
+    rows = [row for paper in papers for row in matcher.rows_for(paper)]
     PaperTopicScore.objects.filter(paper__in=papers).delete()
     PaperTopicScore.objects.bulk_create(rows, batch_size=1000)
     return len(rows)
@@ -133,10 +196,10 @@ def rescore_topic(topic) -> int:
     PaperTopicScore.objects.filter(topic=topic).delete()
     if not topic.active:
         return 0
-    matchers = active_matchers([topic])
+    matcher = TopicMatcher([topic])
     rows = []
     fields = ["id", "title", "abstract", "ai_summary", "ai_keywords"]
     for paper in Paper.objects.only(*fields).order_by("pk").iterator(chunk_size=2000):
-        rows.extend(scores_for(paper, matchers))
+        rows.extend(matcher.rows_for(paper))
     PaperTopicScore.objects.bulk_create(rows, batch_size=1000)
     return len(rows)

@@ -29,7 +29,7 @@ TOPICS = [
     ("code", "Code generation", "Code LLMs, program synthesis, software engineering agents.",
      ["code generation", "coding", "code LLM", "code model", "coding agent", "code agent", "source code", "program synthesis", "software engineering", "SWE-bench", "programming language", "competitive programming", "code repository", "repository-level", "debugging", "compiler", "GPU kernel", "CUDA", "kernel generation", "text-to-SQL", "code completion", "unit test"]),
     ("evaluation", "Evaluation and benchmarks", "New benchmarks, datasets, evaluation methods and leaderboards.",
-     ["benchmark", "benchmarking", "evaluation", "evaluating", "leaderboard", "dataset", "LLM-as-a-judge", "judge", "human evaluation", "evaluation framework", "evaluation protocol", "test suite", "arena"]),
+     ["benchmark", "bench", "benchmarking", "evaluation", "evaluating", "leaderboard", "dataset", "LLM-as-a-judge", "judge", "human evaluation", "evaluation framework", "evaluation protocol", "test suite", "arena"]),
     ("vision-3d", "3D and computer vision", "3D reconstruction and generation, Gaussian splatting, segmentation, detection, depth.",
      ["3D", "4D", "Gaussian splatting", "3DGS", "NeRF", "neural radiance field", "3D reconstruction", "scene reconstruction", "point cloud", "mesh", "depth estimation", "segmentation", "object detection", "pose estimation", "novel view synthesis", "scene understanding", "tracking", "SLAM", "computer vision", "visual encoder", "vision encoder", "optical flow", "monocular", "remote sensing", "image classification", "facial", "face recognition", "face understanding", "face anonymization", "pixel-level"]),
     ("science-medicine", "Science and medicine", "AI for science, biology, chemistry, medicine and health.",
