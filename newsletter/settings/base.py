@@ -170,6 +170,8 @@ DIGEST_MIN_TOPIC_SCORE = env.float("DIGEST_MIN_TOPIC_SCORE", default=0.0)
 # Deliveries per Celery task, and recipients per provider call (capped by the provider's own limit).
 DIGEST_CHUNK_SIZE = env.int("DIGEST_CHUNK_SIZE", default=1000)
 DIGEST_BATCH_SIZE = env.int("DIGEST_BATCH_SIZE", default=1000)
+# Seconds to wait for the provider (API call or SMTP) before counting the call as failed.
+DIGEST_SEND_TIMEOUT = env.float("DIGEST_SEND_TIMEOUT", default=30)
 # Messages per second for all workers together (a token bucket in Redis); 0 = no limit.
 DIGEST_RATE_LIMIT = env.float("DIGEST_RATE_LIMIT", default=0)
 # A `sending` claim older than this belongs to a worker presumed dead and may be taken over.
