@@ -43,7 +43,7 @@ class SubscriberAdmin(admin.ModelAdmin):
     filter_horizontal = ["topics"]
     date_hierarchy = "created_at"
     inlines = [ConsentEventInline]
-    actions = ["unsubscribe_selected", "pause_selected", "resume_selected", "revoke_links"]
+    actions = ["unsubscribe_selected", "pause_selected", "resume_selected", "revoke_links", "preview_next_digest"]
 
     # Staff edits change consent or preferences too: log what changed, like the public pages do.
     def save_model(self, request, obj, form, change):
@@ -78,6 +78,12 @@ class SubscriberAdmin(admin.ModelAdmin):
             subscriber.revoke_links()
             actions.log_event(subscriber, ConsentEvent.Kind.ADMIN, STAFF, action="revoke_links", by=str(request.user))
         self.message_user(request, f"Revoked the preference links of {queryset.count()} subscriber(s).")
+
+    @admin.action(description="Preview next digest (sends nothing)", permissions=["view"])
+    def preview_next_digest(self, request, queryset):
+        from newsletter.admin.digests import preview_response
+
+        return preview_response(request, queryset)
 
 
 @admin.register(ConsentEvent)

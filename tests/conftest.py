@@ -181,3 +181,76 @@ def topics(db):
     if not Topic.objects.exists():
         importlib.import_module("subscriptions.migrations.0002_curated_topics").create_topics(apps, None)
     return {t.slug: t for t in Topic.objects.all()}
+
+
+# --- Digests: a fake Mailgun and workers sending to it ------------------------------------
+
+# Short time-outs and backoffs so retries happen within a test.
+DIGEST_WORKER_ENV = {
+    "DIGEST_SEND_TIMEOUT": "1.5",
+    "DIGEST_RETRY_BACKOFF": "0.2",
+    "DIGEST_RETRY_BACKOFF_MAX": "3",
+}
+
+
+@pytest.fixture
+def fake_mailgun():
+    """A fake Mailgun API on loopback (tests/fake_provider.py)."""
+    from .fake_provider import FakeMailgun
+
+    with FakeMailgun() as fake:
+        yield fake
+
+
+@pytest.fixture
+def digest_workers(transactional_db, redis_clean):
+    """Start real Celery workers with extra environment: `digest_workers(env, name=...)`.
+    Tasks queued from the test process go to them (not run eagerly)."""
+    started = []
+
+    def start(extra: dict, name: str = "dw1", concurrency: int = 2) -> WorkerProcess:
+        celery_app.conf.task_always_eager = False
+        celery_app.conf.task_eager_propagates = False
+        worker = WorkerProcess(worker_env({**DIGEST_WORKER_ENV, **extra}), concurrency=concurrency, name=name)
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def mailgun_worker(digest_workers, fake_mailgun):
+    """A real worker sending through Anymail's Mailgun backend to the fake Mailgun."""
+    worker = digest_workers({"TEST_EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend", **fake_mailgun.env()})
+    worker.fake = fake_mailgun
+    return worker
+
+
+@pytest.fixture
+def make_scrape(db):
+    """Store a finished scrape run with papers and their topic scores, as the scraper would:
+    `make_scrape([{"arxiv_id": ..., "title": ..., "topics": {"agents": 9.0}, ...}], status="ok")`."""
+    from django.utils import timezone
+
+    from newsletter.models import Paper, PaperRank, PaperTopicScore, ScrapeRun
+    from subscriptions.models import Topic
+
+    def make(papers=(), status="ok", started_at=None, kind="trending"):
+        started_at = started_at or timezone.now()
+        run = ScrapeRun.objects.create(
+            source="https://huggingface.co/papers/trending", kind=kind, status=status,
+            started_at=started_at, finished_at=started_at, papers_found=len(papers),
+        )
+        topic_ids = dict(Topic.objects.values_list("slug", "pk"))
+        for rank, spec in enumerate(papers, start=1):
+            spec = dict(spec)
+            scores = spec.pop("topics", {})
+            paper, _ = Paper.objects.update_or_create(arxiv_id=spec.pop("arxiv_id"), defaults=spec)
+            PaperRank.objects.create(run=run, paper=paper, rank=rank, upvotes=paper.upvotes)
+            for slug, score in scores.items():
+                PaperTopicScore.objects.update_or_create(paper=paper, topic_id=topic_ids[slug], defaults={"score": score})
+        return run
+
+    return make

@@ -1,3 +1,4 @@
 """Admin pages of the newsletter app, one module per area."""
 
 from . import papers  # noqa: F401
+from . import digests  # noqa: F401

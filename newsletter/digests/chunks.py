@@ -122,17 +122,15 @@ def topics_of(subscriber_ids) -> dict[int, tuple[tuple[int, ...], tuple[str, ...
     return {sid: (tuple(ids), tuple(names)) for sid, (ids, names) in found.items()}
 
 
-def choose_papers(items: list[Item], pools: dict[str, selection.PaperPool]) -> dict[int, tuple[int, ...]]:
-    """delivery id -> the papers of its digest (empty: nothing new)."""
-    candidates = set().union(*(pool.paper_ids for pool in pools.values())) if pools else set()
+def choose_papers(items: list[Item], pools: dict[str, selection.PaperPool]) -> list[tuple[int, ...]]:
+    """The papers of each item's digest, in the items' order (empty: nothing new)."""
+    candidates = set().union(*(pools[kind].paper_ids for kind in {i.kind for i in items}))
     sent = selection.already_sent({i.recipient.subscriber_id for i in items}, candidates)
     none = frozenset()
-    return {
-        i.delivery_id: tuple(
-            pools[i.kind].choose(i.topic_ids, sent.get(i.recipient.subscriber_id, none), i.papers_per_email)
-        )
+    return [
+        tuple(pools[i.kind].choose(i.topic_ids, sent.get(i.recipient.subscriber_id, none), i.papers_per_email))
         for i in items
-    }
+    ]
 
 
 class ChunkRun:
@@ -189,7 +187,7 @@ class ChunkRun:
         papers: dict[int, tuple[int, ...]] = {}
         fresh = [i for i in items if i.content_id is None]
         if fresh:
-            chosen = choose_papers(fresh, pools)
+            chosen = {i.delivery_id: papers for i, papers in zip(fresh, choose_papers(fresh, pools))}
             self._skip([pk for pk, ids in chosen.items() if not ids], "nothing new")
             assignments = {pk: ids for pk, ids in chosen.items() if ids}
             if assignments:

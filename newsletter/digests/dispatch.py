@@ -159,3 +159,56 @@ def dispatch(now=None, ignore_hour: bool = False, enqueue=None) -> DispatchRepor
     report.seconds = time.perf_counter() - started
     log("digest.dispatch", ignore_hour=ignore_hour, **asdict(report))
     return report
+
+
+@dataclass
+class PlanReport:
+    due: int = 0
+    would_send: int = 0
+    would_skip: int = 0
+    digests: int = 0
+    waiting: str = ""
+    seconds: float = 0.0
+
+
+def plan(now=None, ignore_hour: bool = False, progress=None) -> PlanReport:
+    """A dry run: who is due and what their digests would hold, every distinct digest
+    rendered, nothing written and nothing sent."""
+    from .chunks import Item, choose_papers, topics_of
+    from .links import Recipient
+    from .rendering import renderer
+
+    started = time.perf_counter()
+    now = now or timezone.now()
+    report = PlanReport()
+    try:
+        pools = {kind: selection.paper_pool(kind, now) for kind in Delivery.Kind.values}
+    except selection.NoGoodScrape as exc:
+        report.waiting = str(exc)
+        return report
+    seen = set()
+    for local_date, due in due_subscribers(now, ignore_hour):
+        rows = list(due.values_list("pk", "email", "secret", "frequency", "papers_per_email"))
+        for start in range(0, len(rows), settings.DIGEST_CHUNK_SIZE):
+            batch = rows[start : start + settings.DIGEST_CHUNK_SIZE]
+            topics = topics_of([row[0] for row in batch])
+            items = []
+            for pk, email, secret, frequency, per_email in batch:
+                topic_ids, names = topics.get(pk, ((), ()))
+                items.append(Item(Recipient(0, pk, email, secret, names), frequency, local_date, None, per_email, topic_ids, True))
+            for item, papers in zip(items, choose_papers(items, pools)):
+                if papers:
+                    report.would_send += 1
+                    key = (papers, item.kind, local_date)
+                    if key not in seen:
+                        seen.add(key)
+                        renderer.render(papers, pools[item.kind], item.kind, local_date)
+                else:
+                    report.would_skip += 1
+            report.due += len(batch)
+            if progress:
+                progress(len(batch))
+    report.digests = len(seen)
+    report.seconds = time.perf_counter() - started
+    log("digest.plan", ignore_hour=ignore_hour, **asdict(report))
+    return report
