@@ -200,6 +200,48 @@ CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = {"celery": {}, "digests": {}}
 CELERY_TASK_ROUTES = {"newsletter.tasks.digests.send_digest_chunk": {"queue": "digests"}}
 
+# --- Scraping and topics -----------------------------------------------------------------
+# The page scraped every day: the trending page, a daily page (/papers/date/YYYY-MM-DD) or
+# the JSON API (/api/daily_papers?date=YYYY-MM-DD).
+SCRAPE_SOURCE_URL = env("SCRAPE_SOURCE_URL", default="https://huggingface.co/papers/trending")
+# Sent in the User-Agent so the site's operators can reach whoever runs this scraper.
+SCRAPE_CONTACT_URL = env("SCRAPE_CONTACT_URL", default=SITE_URL)
+SCRAPE_USER_AGENT = env("SCRAPE_USER_AGENT", default=f"TrendingPapersDigest/1.0 (+{SCRAPE_CONTACT_URL})")
+SCRAPE_CONNECT_TIMEOUT = env.float("SCRAPE_CONNECT_TIMEOUT", default=10)
+SCRAPE_READ_TIMEOUT = env.float("SCRAPE_READ_TIMEOUT", default=30)
+SCRAPE_TOTAL_TIMEOUT = env.float("SCRAPE_TOTAL_TIMEOUT", default=120)
+# Retries on connection errors, read timeouts, 429 and 5xx: backoff_factor * 2**n seconds,
+# plus up to SCRAPE_BACKOFF_JITTER random seconds; a Retry-After header wins (capped).
+SCRAPE_RETRIES = env.int("SCRAPE_RETRIES", default=4)
+SCRAPE_BACKOFF_FACTOR = env.float("SCRAPE_BACKOFF_FACTOR", default=2.0)
+SCRAPE_BACKOFF_MAX = env.float("SCRAPE_BACKOFF_MAX", default=120)
+SCRAPE_BACKOFF_JITTER = env.float("SCRAPE_BACKOFF_JITTER", default=1.0)
+SCRAPE_RETRY_AFTER_MAX = env.int("SCRAPE_RETRY_AFTER_MAX", default=300)
+SCRAPE_MAX_BYTES = env.int("SCRAPE_MAX_BYTES", default=20 * 1024 * 1024)
+SCRAPE_OBEY_ROBOTS = env.bool("SCRAPE_OBEY_ROBOTS", default=True)
+SCRAPE_ROBOTS_CACHE_SECONDS = env.int("SCRAPE_ROBOTS_CACHE_SECONDS", default=24 * 3600)
+SCRAPE_ROBOTS_MAX_BYTES = env.int("SCRAPE_ROBOTS_MAX_BYTES", default=512 * 1024)
+# A run finding fewer papers than this share of the last good run of its kind fails.
+SCRAPE_MIN_PAPERS_RATIO = env.float("SCRAPE_MIN_PAPERS_RATIO", default=0.5)
+# The Redis lock that keeps two beats or workers from scraping at once expires after this.
+SCRAPE_LOCK_TIMEOUT = env.int("SCRAPE_LOCK_TIMEOUT", default=30 * 60)
+SCRAPE_HOUR = env.int("SCRAPE_HOUR", default=5)
+SCRAPE_MINUTE = env.int("SCRAPE_MINUTE", default=0)
+# The later run that scrapes again only if today's scrape failed or skipped records.
+SCRAPE_RETRY_HOUR = env.int("SCRAPE_RETRY_HOUR", default=8)
+SCRAPE_RETRY_MINUTE = env.int("SCRAPE_RETRY_MINUTE", default=30)
+CELERY_BEAT_SCHEDULE["scrape-papers"] = {
+    "task": "newsletter.tasks.scrape.scrape_papers",
+    "schedule": crontab(hour=SCRAPE_HOUR, minute=SCRAPE_MINUTE),
+}
+CELERY_BEAT_SCHEDULE["scrape-papers-retry"] = {
+    "task": "newsletter.tasks.scrape.scrape_papers",
+    "schedule": crontab(hour=SCRAPE_RETRY_HOUR, minute=SCRAPE_RETRY_MINUTE),
+    "kwargs": {"only_if_needed": True},
+}
+# A paper belongs to a topic when its keyword score reaches this (see newsletter/topics.py).
+TOPIC_MIN_SCORE = env.float("TOPIC_MIN_SCORE", default=3.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
