@@ -17,6 +17,8 @@ from django.core.cache import cache
 
 from newsletter.celery import app as celery_app
 
+from .hf_server import hf_server, scrape_settings  # noqa: F401  (the scraper tests' fake huggingface.co)
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
 

@@ -11,16 +11,7 @@ from newsletter.models import Paper, PaperRank, ScrapeRun
 from newsletter.scraping import store
 from newsletter.scraping.run import scrape_url
 
-from .hf_server import (  # noqa: F401  (fixtures)
-    API_FILES,
-    SAMPLE_PAGE,
-    Reply,
-    closed_port_url,
-    fixture_bytes,
-    fixture_items,
-    hf_server,
-    scrape_settings,
-)
+from .hf_server import API_FILES, SAMPLE_PAGE, Reply, closed_port_url, fixture_bytes, fixture_items
 from .test_scrape_parse import SAMPLE_ITEMS, expected, page_without_cards, page_without_props
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +81,13 @@ def test_304_with_etag_means_nothing_new(scrape_settings, hf_server):
     assert store.latest_successful_run() == second
     assert Paper.objects.from_last_good_scrape().count() == 17
     assert Paper.objects.count() == 17
+
+
+def test_304_to_an_unconditional_request_is_an_error(scrape_settings, hf_server):
+    hf_server.route(TRENDING, Reply(status=304))
+    run = scrape_url()
+    assert run.status == ScrapeRun.Status.FAILED
+    assert "304 Not Modified to an unconditional request" in run.error
 
 
 def test_429_with_retry_after_is_honoured(scrape_settings, hf_server):

@@ -7,16 +7,18 @@ import sys
 
 import pytest
 from django.core.management import CommandError, call_command
+from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
 from newsletter import locks
 from newsletter.models import Paper, PaperRank, ScrapeRun
-from newsletter.scraping import store
+from newsletter.scraping import ScrapeError, store
+from newsletter.scraping.parse import parse
 from newsletter.scraping.run import scrape_file
 from newsletter.tasks.scrape import LOCK_NAME
 
 from .conftest import ROOT, worker_env
-from .hf_server import API_FILES, FIXTURES, SAMPLE_PAGE, Reply, fixture_items, hf_server, scrape_settings  # noqa: F401
-from .test_scrape_parse import SAMPLE_ITEMS, expected
+from .hf_server import API_FILES, FIXTURES, SAMPLE_PAGE, Reply, fixture_items
+from .test_scrape_parse import PAPER_FIELDS, SAMPLE_ITEMS, expected, json_values
 
 pytestmark = pytest.mark.django_db
 
@@ -62,6 +64,22 @@ def test_all_fixtures_together():
         source = expected(fixture_items(path))
         papers = {p.arxiv_id: p for p in Paper.objects.filter(arxiv_id__in=[s[0] for s in source])}
         assert [(i, papers[i].title, papers[i].authors, papers[i].upvotes) for i, *_ in source] == source
+
+
+@hyp_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(PAPER_FIELDS), json_values), min_size=1, max_size=6))
+def test_whatever_the_parser_accepts_can_be_stored(mutations):
+    """Mutated real items either fail as ScrapeError or are stored: no database error."""
+    items = fixture_items(SAMPLE_ITEMS)[:2]
+    for field_name, value in mutations:
+        items[0]["paper"][field_name] = value
+    try:
+        result = parse(json.dumps(items), "application/json")
+    except ScrapeError:
+        return
+    run = ScrapeRun.objects.create(source="property", kind=ScrapeRun.Kind.FILE)
+    store.store_papers(run, result)
+    assert run.papers_found == len(result.papers) == run.ranks.count()
 
 
 def test_last_good_scrape_helpers_skip_failed_runs(tmp_path):

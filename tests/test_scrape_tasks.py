@@ -19,7 +19,7 @@ from newsletter.tasks.scrape import LOCK_NAME, scrape_papers
 from newsletter.celery import app as celery_app
 
 from .conftest import ROOT, WorkerProcess, worker_env
-from .hf_server import SAMPLE_PAGE, Reply, hf_server, scrape_settings  # noqa: F401
+from .hf_server import HOSTILE_API, SAMPLE_PAGE, Reply
 
 TRENDING = "/papers/trending"
 
@@ -102,8 +102,6 @@ def test_retry_run_only_acts_when_todays_scrape_failed(scrape_settings, hf_serve
 
 @pytest.mark.django_db
 def test_retry_run_acts_after_a_run_that_skipped_records(scrape_settings, hf_server):
-    from .hf_server import HOSTILE_API
-
     api = "/api/daily_papers"
     hf_server.route(api, Reply.json(HOSTILE_API.read_bytes()))
     scrape_settings.SCRAPE_SOURCE_URL = hf_server.url(api)

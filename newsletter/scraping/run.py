@@ -37,6 +37,8 @@ def scrape_url(url: str | None = None) -> ScrapeRun:
         response = fetch.fetch(url, etag=base.etag if base else "", last_modified=base.last_modified if base else "")
         run.http_status = response.status
         if response.not_modified:
+            if base is None:
+                raise ScrapeError(f"{url} answered 304 Not Modified to an unconditional request", http_status=304)
             store.record_not_modified(run, base)
             logger.info("scrape run %s: %s not modified since run %s", run.pk, url, base.pk)
             return run
