@@ -38,6 +38,7 @@ class Reply:
     delay: float = 0.0  # seconds before the status line (a read timeout)
     content_length: bool = True  # False: no Content-Length, the body ends when the socket closes
     content_type: str = "text/html; charset=utf-8"
+    trickle: tuple[int, float] | None = None  # (bytes, seconds): send the body this slowly
 
     @classmethod
     def html(cls, body, **kw):
@@ -94,7 +95,13 @@ class HFServer:
                     self.send_header("Connection", "close")
                     self.close_connection = True
                 self.end_headers()
-                if reply.status != 304:
+                if reply.status != 304 and reply.trickle:
+                    size, pause = reply.trickle
+                    for start in range(0, len(body), size):
+                        self.wfile.write(body[start : start + size])
+                        self.wfile.flush()
+                        time.sleep(pause)
+                elif reply.status != 304:
                     self.wfile.write(body)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
