@@ -111,14 +111,14 @@ def digests_received(sink: CountingSmtpSink) -> int:
         return sum(n for address, n in sink.per_recipient.items() if address != ADMIN)
 
 
-def check_bad_step(name: str, run, sink, papers_before: dict, report, wait: float = 2.0) -> dict[str, bool]:
+def check_bad_step(name: str, run, sink, papers_before: dict, report, seconds: float, wait: float = 2.0) -> dict[str, bool]:
     """After a bad scrape and a dispatcher run: what must hold."""
     from newsletter.models import Delivery
 
     time.sleep(wait)  # room for a wrongly queued chunk to reach the sink
     run.refresh_from_db()
     alerts = admin_alerts(sink, run)
-    print(f"  {name}: run {run.pk} {run.status}, error: {run.error[:110]!r}")
+    print(f"  {name}: run {run.pk} {run.status} after {seconds:.1f} s, error: {run.error[:110]!r}")
     print(f"    admin mails about it: {len(alerts)}; papers stored: {len(paper_snapshot())}; "
           f"dispatcher: {report.waiting or 'sent!'}; deliveries: {Delivery.objects.count()}; digests received: {digests_received(sink)}")
     return {
@@ -165,9 +165,9 @@ def main() -> int:
         source.route(PATH, reply)
         step = time.monotonic()
         run = scrape_now()
-        print(f"  ({time.monotonic() - step:.1f} s to scrape)")
+        seconds = time.monotonic() - step
         report = dispatch.dispatch(ignore_hour=True)
-        checks.update(check_bad_step(name, run, sink, papers_before, report))
+        checks.update(check_bad_step(name, run, sink, papers_before, report, seconds))
 
     print("\nThen a good page")
     papers_before = paper_snapshot()

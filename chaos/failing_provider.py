@@ -129,14 +129,16 @@ def main() -> int:
     fake.refuse = refused
     print(f"{len(expected)} subscribers due a digest ({len(excluded)} unsubscribed or paused); the provider refuses {len(refused)} of them")
     print("failure mix per call: " + ", ".join(f"{share:.0%} {answer}" for answer, share in FAILURE_MIX))
-    for i in range(args.workers):
-        Worker(env, f"provider{i}", args.concurrency).start()
+    workers = [Worker(env, f"provider{i}", args.concurrency).start() for i in range(args.workers)]
 
     run = drive_digests(args.time_limit, redispatch_every=5)
     figures, checks = check_outcome(fake, expected, refused)
     for name, value in figures.items():
         print(f"{name + ':':50} {value}")
     print(f"{'refused addresses:':50} {', '.join(sorted(refused))}")
+    logs = "".join(w.output() for w in workers)
+    print(f"{'task retries (Celery):':50} {logs.count('Retry in')}")
+    print(f"{'chunks that used up DIGEST_MAX_RETRIES':50} {logs.count('event=digest.chunk_gave_up')} (their rows went back to the dispatcher)")
     print(f"{'run:':50} {run['seconds']:.1f} s, {run['dispatcher_runs']} dispatcher runs; script total {time.monotonic() - started:.0f} s")
     checks["the run finished within the time limit"] = run["open"] == 0
     return verdict(checks)

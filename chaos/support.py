@@ -270,13 +270,15 @@ class ChaosMailgun(FakeMailgun):
 
     def _handle(self, path, headers, body):
         with self._plan_lock:
-            planned = self._draw()
-            if planned:
+            # Answers queued with fail_next() come first; otherwise draw one from the mix.
+            planned = self._script[0] if self._script else self._draw()
+            drawn = planned is not None and not self._script
+            if drawn:
                 self.fail_next(planned)
             before = len(self.calls)
             status, payload, answer_headers, hang = super()._handle(path, headers, body)
             call = self.calls[before] if len(self.calls) > before else None
-            if planned and call is None:
+            if drawn and call is None:
                 self._script.pop()  # refused before it became a call (auth, path): not used
         if call is not None:
             call.planned = planned[0] if planned else ""
