@@ -21,7 +21,6 @@ import time
 from base64 import b64decode
 from collections import deque
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
 from email.utils import parseaddr
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
@@ -125,6 +124,7 @@ class FakeMailgun:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are separate writes
 
             def log_message(self, *args):
                 pass
@@ -226,17 +226,26 @@ class FakeMailgun:
             self.accepted_count += len(form["to"])
 
 
+_BOUNDARY = re.compile(r'boundary="?([^";]+)"?')
+_PART_NAME = re.compile(rb'^content-disposition:\s*form-data;\s*name="([^"]*)"', re.I | re.M)
+
+
 def _parse_form(content_type: str, body: bytes) -> dict[str, list[str]]:
     form: dict[str, list[str]] = {}
     if content_type.startswith("multipart/form-data"):
-        message = message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body, policy=policy.HTTP)
-        if not message.is_multipart():
+        match = _BOUNDARY.search(content_type)
+        if not match:
+            raise ValueError("multipart body without a boundary")
+        delimiter = b"--" + match.group(1).encode()
+        chunks = body.split(delimiter)
+        if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
             raise ValueError("malformed multipart body")
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            if not name:
-                raise ValueError("multipart part without a name")
-            form.setdefault(name, []).append(part.get_content() if part.get_content_maintype() == "text" else part.get_payload(decode=True).decode())
+        for chunk in chunks[1:-1]:
+            head, sep, value = chunk.partition(b"\r\n\r\n")
+            name = _PART_NAME.search(head)
+            if not sep or not name or not chunk.startswith(b"\r\n") or not value.endswith(b"\r\n"):
+                raise ValueError("malformed multipart part")
+            form.setdefault(name.group(1).decode(), []).append(value[:-2].decode("utf-8"))
     elif content_type.startswith("application/x-www-form-urlencoded"):
         for name, value in parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=bool(body)):
             form.setdefault(name, []).append(value)

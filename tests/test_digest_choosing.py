@@ -185,6 +185,7 @@ def test_unsubscribed_after_dispatch_is_skipped_and_a_dead_claim_is_taken_over(t
     leave = make_subscriber("leave@example.org", topics=[topics["agents"]])
     alive = make_subscriber("alive@example.org", topics=[topics["agents"]])
     dispatch.create_deliveries(ignore_hour=True)
+    Delivery.objects.update(queued_at=None)  # as if their queue message was lost
     Subscriber.objects.filter(pk=leave.pk).update(status=Subscriber.Status.UNSUBSCRIBED)
     # keep's row was claimed by a worker that died (no session holds its lock); alive's by a
     # worker that still runs (another session holds its lock).
@@ -228,3 +229,26 @@ def test_token_bucket_is_shared_between_workers(redis_clean):
     wait = second.reserve(50)  # another worker, same bucket: in debt by 50 -> half a second
     assert 0.4 < wait <= 0.5
     assert 0.9 < first.reserve(50) <= 1.0  # queued behind it
+
+
+def test_after_a_reconnection_a_worker_sends_only_what_it_still_holds(transactional_db, topics, make_scrape):
+    import threading
+
+    make_scrape([paper(1, {"agents": 5})])
+    for i in range(3):
+        make_subscriber(f"r{i}@example.org", topics=[topics["agents"]])
+    dispatch.create_deliveries(ignore_hour=True)
+    ids = list(Delivery.objects.values_list("pk", flat=True))
+    with claims.liveness_lock("worker-1") as held:
+        assert held
+        claimed = claims.claim(ids, "worker-1")
+        assert claims.still_mine(claimed, "worker-1") == set(claimed)
+        connection.close()  # PostgreSQL restarted: the session and its lock are gone
+        # Meanwhile a dispatcher finds the claimer dead and takes the rows back.
+        other = threading.Thread(target=lambda: (claims.requeue_abandoned(), connection.close()))
+        other.start()
+        other.join()
+        assert set(Delivery.objects.values_list("status", flat=True)) == {S.PENDING}
+        # Before its next provider call the worker notices: nothing is its to send any more.
+        assert claims.still_mine(claimed, "worker-1") == set()
+    assert not mail.outbox

@@ -38,7 +38,6 @@ class Item:
     recipient: Recipient
     kind: str
     digest_date: date
-    content_id: int | None
     papers_per_email: int
     topic_ids: tuple[int, ...]
     receiving: bool
@@ -86,20 +85,19 @@ def backoff(attempt: int, retry_after: float | None = None) -> float:
 
 def load_items(delivery_ids) -> list[Item]:
     rows = Delivery.objects.filter(pk__in=list(delivery_ids)).values_list(
-        "pk", "kind", "digest_date", "content_id", "subscriber_id", "subscriber__email", "subscriber__secret",
+        "pk", "kind", "digest_date", "subscriber_id", "subscriber__email", "subscriber__secret",
         "subscriber__papers_per_email", "subscriber__status", "subscriber__paused",
     )
     rows = list(rows)
-    topics = topics_of({row[4] for row in rows})
+    topics = topics_of({row[3] for row in rows})
     items = []
-    for pk, kind, digest_date, content_id, sid, email, secret, per_email, status, paused in rows:
+    for pk, kind, digest_date, sid, email, secret, per_email, status, paused in rows:
         topic_ids, topic_names = topics.get(sid, ((), ()))
         items.append(
             Item(
-                recipient=Recipient(pk, sid, email, secret, topic_names),
+                recipient=Recipient(pk, sid, email, secret, topic_names, digest_date),
                 kind=kind,
                 digest_date=digest_date,
-                content_id=content_id,
                 papers_per_email=per_email,
                 topic_ids=topic_ids,
                 receiving=status == Subscriber.Status.ACTIVE and not paused,
@@ -139,6 +137,8 @@ class ChunkRun:
         self.report = report
         self.open_ids: set[int] = set()
         self.subscriber_of: dict[int, int] = {}
+        # Sent but not yet recorded: one-by-one sending records every `slice_size` messages.
+        self.unrecorded: dict[int, tuple[str, int]] = {}
 
     def run(self, delivery_ids) -> None:
         items = load_items(delivery_ids)
@@ -159,53 +159,66 @@ class ChunkRun:
             log("digest.chunk_waiting", deliveries=len(ids), reason=reason)
         items = [i for i in items if i.kind in pools]
 
-        papers = self._papers(items, pools)
+        # Each digest's papers, chosen afresh on every attempt (what was sent is what counts).
         groups: dict[tuple, list[Recipient]] = defaultdict(list)
-        for item in items:
-            if papers.get(item.delivery_id):
-                groups[(papers[item.delivery_id], item.kind, item.digest_date)].append(item.recipient)
+        nothing_new = []
+        for item, papers in zip(items, choose_papers(items, pools)):
+            if papers:
+                groups[(papers, item.kind)].append(item.recipient)
+            else:
+                nothing_new.append(item.delivery_id)
+        self._skip(nothing_new, "nothing new")
         self.report.digests += len(groups)
         if not groups:
             return
+        contents = claims.content_ids_for(papers for papers, _ in groups)
         bucket = provider_bucket()
         with Outbox() as outbox:
             size = outbox.slice_size
-            for (paper_ids, kind, digest_date), recipients in groups.items():
-                digest = renderer.render(paper_ids, pools[kind], kind, digest_date)
+            for (paper_ids, kind), recipients in groups.items():
+                digest = renderer.render(paper_ids, pools[kind], kind)
+                content_id = contents[paper_ids]
                 for start in range(0, len(recipients), size):
                     batch = recipients[start : start + size]
                     bucket.acquire(len(batch))
+                    batch = self._still_mine(batch)
+                    if not batch:
+                        continue
                     self.report.calls += 1
                     try:
                         outcome = outbox.send(digest, batch)
                     except SendAborted as aborted:
-                        self._settle(aborted.done)
+                        self._settle(aborted.done, content_id)
+                        self.flush()
                         raise
-                    self._settle(outcome)
+                    self._settle(outcome, content_id)
+                    # A provider call is recorded at once; single messages every `size`.
+                    if outbox.capability.batch or len(self.unrecorded) >= size:
+                        self.flush()
+            self.flush()
 
-    def _papers(self, items, pools) -> dict[int, tuple[int, ...]]:
-        papers: dict[int, tuple[int, ...]] = {}
-        fresh = [i for i in items if i.content_id is None]
-        if fresh:
-            chosen = {i.delivery_id: papers for i, papers in zip(fresh, choose_papers(fresh, pools))}
-            self._skip([pk for pk, ids in chosen.items() if not ids], "nothing new")
-            assignments = {pk: ids for pk, ids in chosen.items() if ids}
-            if assignments:
-                claims.assign_contents(assignments, self.claimer)
-            papers.update(assignments)
-        known = [i for i in items if i.content_id is not None]
-        if known:
-            # Taken over after a crash or a retry: send the same papers as before.
-            by_content = claims.contents_papers({i.content_id for i in known})
-            for item in known:
-                papers[item.delivery_id] = by_content.get(item.content_id, ())
-        return papers
+    def flush(self) -> None:
+        """Record what was sent. Until that succeeds the rows stay in `unrecorded` (and are
+        never given back as unsent)."""
+        if self.unrecorded:
+            self.report.sent += claims.record_sent(self.unrecorded, self.claimer)
+            self.open_ids -= set(self.unrecorded)
+            self.unrecorded = {}
 
-    def _settle(self, outcome: Outcome) -> None:
-        self.report.sent += claims.record_sent(outcome.sent, self.claimer)
+    def _still_mine(self, batch: list[Recipient]) -> list[Recipient]:
+        """The recipients whose rows this claimer still holds (claims.still_mine)."""
+        mine = claims.still_mine([r.delivery_id for r in batch], self.claimer)
+        if len(mine) < len(batch):
+            lost = {r.delivery_id for r in batch} - mine
+            self.open_ids -= lost
+            log("digest.claim_lost", level=30, claimer=self.claimer, deliveries=len(lost))
+        return [r for r in batch if r.delivery_id in mine]
+
+    def _settle(self, outcome: Outcome, content_id: int) -> None:
+        self.unrecorded.update({pk: (message_id, content_id) for pk, message_id in outcome.sent.items()})
         failures = {**outcome.failed, **outcome.refused}
         self.report.failed += claims.record_failed(failures, self.claimer)
-        self.open_ids -= set(outcome.sent) | set(failures)
+        self.open_ids -= set(failures)
         for delivery_id, reason in outcome.refused.items():
             subscriber = Subscriber(pk=self.subscriber_of[delivery_id])
             actions.suppress(subscriber, Subscriber.Status.BOUNCED, SYSTEM, reason="refused by provider", error=reason[:500])
@@ -276,10 +289,11 @@ def send_chunk(delivery_ids, claimer: str, attempt: int = 0) -> ChunkReport:
 
 
 def _give_back(run: ChunkRun, countdown: float, error: str) -> None:
-    if not run.open_ids:
-        return
+    run.open_ids -= set(run.unrecorded)
     try:
-        run._release(list(run.open_ids), timezone.now() + timedelta(seconds=countdown), error)
+        run.flush()  # what was sent is recorded first: it must never be given back
+        if run.open_ids:
+            run._release(list(run.open_ids), timezone.now() + timedelta(seconds=countdown), error)
     except DATABASE_ERRORS:
         # The database is away: the rows stay `sending` under our claim, and our lock goes
         # with the session, so the retry (same claimer) or the dispatcher takes them over.

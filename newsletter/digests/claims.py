@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, CharField, F, Q, Value, When
+from django.db.models import BigIntegerField, Case, CharField, F, Q, Value, When
 from django.utils import timezone
 
 from newsletter.models import Delivery, DigestContent, DigestItem
@@ -60,9 +60,12 @@ def liveness_lock(claimer: str):
         yield True
         return
     held = _try_lock(claimer)
+    if held:
+        _locked_on[claimer] = connection.connection
     try:
         yield held
     finally:
+        _locked_on.pop(claimer, None)
         if held:
             try:
                 _unlock(claimer)
@@ -77,6 +80,39 @@ def claimer_alive(claimer: str) -> bool:
         _unlock(claimer)
         return False
     return True
+
+
+def _holds_lock(claimer: str) -> bool:
+    """Whether this very session holds the claimer's lock (pg_locks shows the second int4
+    key as an unsigned oid)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
+            " AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 2 AND granted)",
+            [_LOCK_CLASS, _lock_key(claimer) & 0xFFFFFFFF],
+        )
+        return cursor.fetchone()[0]
+
+
+# claimer -> the database connection (DB-API object) its liveness lock was taken on
+_locked_on: dict[str, object] = {}
+
+
+def still_mine(ids, claimer: str) -> set[int]:
+    """Right before a provider call: which of `ids` this claimer may still send.
+
+    A reconnection (PostgreSQL restarted, connections dropped) loses the session and its
+    liveness lock, so the claimer looks dead and the dispatcher or another task may take its
+    rows over while it keeps sending. After a reconnection take the lock again first, then
+    keep only the rows still claimed by us: whatever was taken over is left to its new
+    claimer. While the session that took the lock is still the one in use (Django replaces
+    the connection object when it reconnects) this costs no query."""
+    if not _uses_locks() or (claimer in _locked_on and _locked_on[claimer] is connection.connection):
+        return set(ids)
+    if not _holds_lock(claimer) and not _try_lock(claimer):
+        return set()
+    _locked_on[claimer] = connection.connection
+    return set(_mine(ids, claimer).values_list("pk", flat=True))
 
 
 def claim(delivery_ids, claimer: str) -> list[int]:
@@ -121,24 +157,27 @@ def _mine(ids, claimer):
     return Delivery.objects.filter(pk__in=list(ids), status=S.SENDING, claimed_by=claimer)
 
 
-def record_sent(sent: dict[int, str], claimer: str) -> int:
-    """delivery id -> provider message id."""
+def _per_row(values: dict[int, object], output_field):
+    """One value for all the rows, or a CASE choosing each row's (one query either way)."""
+    by_value: dict[object, list[int]] = {}
+    for pk, value in values.items():
+        by_value.setdefault(value, []).append(pk)
+    if len(by_value) == 1:
+        return Value(next(iter(by_value)), output_field=output_field)
+    return Case(*[When(pk__in=pks, then=Value(v)) for v, pks in by_value.items()], output_field=output_field)
+
+
+def record_sent(sent: dict[int, tuple[str, int]], claimer: str) -> int:
+    """delivery id -> (provider message id, id of the content it was sent with)."""
     if not sent:
         return 0
     now = timezone.now()
-    ids_by_message: dict[str, list[int]] = {}
-    for pk, message_id in sent.items():
-        ids_by_message.setdefault(message_id, []).append(pk)
-    if len(ids_by_message) == 1:
-        message_id_value = Value(next(iter(ids_by_message)))
-    else:
-        message_id_value = Case(
-            *[When(pk__in=pks, then=Value(mid)) for mid, pks in ids_by_message.items()],
-            default=Value(""),
-            output_field=CharField(),
-        )
+    message_ids = _per_row({pk: mid for pk, (mid, _) in sent.items()}, CharField())
+    contents = _per_row({pk: cid for pk, (_, cid) in sent.items()}, BigIntegerField())
     return _retrying(
-        lambda: _mine(sent, claimer).update(status=S.SENT, sent_at=now, provider_message_id=message_id_value, error=""),
+        lambda: _mine(sent, claimer).update(
+            status=S.SENT, sent_at=now, provider_message_id=message_ids, content_id=contents, error=""
+        ),
         "record_sent",
     )
 
@@ -169,10 +208,10 @@ def release(ids, claimer: str, retry_at=None, error: str = "") -> int:
     )
 
 
-def assign_contents(assignments: dict[int, tuple[int, ...]], claimer: str) -> dict[tuple[int, ...], int]:
-    """Point each delivery at the shared content row of its papers (created if new).
-    Returns paper ids -> content id."""
-    keys = {papers: DigestContent.key_for(papers) for papers in set(assignments.values())}
+def content_ids_for(paper_lists) -> dict[tuple[int, ...], int]:
+    """The shared content row of each list of papers (created if new): paper ids -> id.
+    Deliveries point at theirs when they are recorded as sent."""
+    keys = {papers: DigestContent.key_for(papers) for papers in set(paper_lists)}
     content_ids = dict(DigestContent.objects.filter(key__in=keys.values()).values_list("key", "pk"))
     missing = [papers for papers, key in keys.items() if key not in content_ids]
     if missing:
@@ -189,13 +228,6 @@ def assign_contents(assignments: dict[int, tuple[int, ...]], claimer: str) -> di
                 ignore_conflicts=True,
             )
         content_ids.update(created)
-    by_content: dict[int, list[int]] = {}
-    for delivery_id, papers in assignments.items():
-        by_content.setdefault(content_ids[keys[papers]], []).append(delivery_id)
-    if by_content:
-        _mine(assignments, claimer).update(
-            content_id=Case(*[When(pk__in=pks, then=Value(cid)) for cid, pks in by_content.items()])
-        )
     return {papers: content_ids[key] for papers, key in keys.items()}
 
 

@@ -6,11 +6,13 @@ are resolved once; only the signing is per recipient.
 """
 
 from dataclasses import dataclass
-from functools import cached_property
+from datetime import date
+from functools import cached_property, lru_cache
 from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils.dateformat import format as format_date
 from django.utils.html import escape
 
 from subscriptions import tokens
@@ -18,7 +20,9 @@ from subscriptions import tokens
 _SLOT = "TOKEN-SLOT"
 
 # The names of the per-recipient merge fields, as used in the templates.
-MERGE_FIELDS = ("preferences_url", "unsubscribe_url", "view_url", "topics_html", "topics_text")
+# The date is one too: at any moment subscribers are on two local dates, and they should
+# still share one rendering.
+MERGE_FIELDS = ("preferences_url", "unsubscribe_url", "view_url", "topics_html", "topics_text", "date")
 
 
 @dataclass(frozen=True)
@@ -30,11 +34,17 @@ class Recipient:
     email: str
     secret: str
     topic_names: tuple[str, ...]
+    digest_date: date
 
     # tokens.make_token() reads .pk and .secret
     @property
     def pk(self) -> int:
         return self.subscriber_id
+
+
+@lru_cache(maxsize=64)
+def date_label(day: date) -> str:
+    return format_date(day, "l j F Y")
 
 
 def list_id() -> str:
@@ -71,6 +81,7 @@ class LinkMaker:
             "view_url": self._url("view", tokens.make_token(recipient, tokens.VIEW_DIGEST, {"d": recipient.delivery_id})),
             "topics_html": escape(topics),
             "topics_text": topics,
+            "date": date_label(recipient.digest_date),
         }
 
     @staticmethod

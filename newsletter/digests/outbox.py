@@ -62,7 +62,9 @@ def _provider_content(digest: RenderedDigest, field_format: str) -> tuple[str, s
 
 class Outbox:
     def __init__(self, connection=None):
-        self.connection = connection or get_connection(timeout=settings.DIGEST_SEND_TIMEOUT)
+        self.connection = connection or get_connection(
+            providers.digest_backend(settings.EMAIL_BACKEND), timeout=settings.DIGEST_SEND_TIMEOUT
+        )
         self.capability = providers.capability_of(self.connection)
         self.links = LinkMaker()
         self.from_email = settings.DEFAULT_FROM_EMAIL

@@ -29,17 +29,17 @@ class DigestPreview:
     reason: str = ""  # why there would be no email
 
 
-def _recipient(subscriber: Subscriber, delivery_id: int) -> Recipient:
+def _recipient(subscriber: Subscriber, delivery_id: int, digest_date) -> Recipient:
     _, names = topics_of([subscriber.pk]).get(subscriber.pk, ((), ()))
-    return Recipient(delivery_id, subscriber.pk, subscriber.email, subscriber.secret, names)
+    return Recipient(delivery_id, subscriber.pk, subscriber.email, subscriber.secret, names, digest_date)
 
 
 def sent_digest_html(delivery: Delivery) -> str:
     """The HTML of a sent digest with the recipient's own links, as they received it."""
     paper_ids = claims.contents_papers([delivery.content_id]).get(delivery.content_id, ())
     pool = selection.pool_for_papers(delivery.kind, paper_ids)
-    digest = renderer.render(paper_ids, pool, delivery.kind, delivery.digest_date)
-    values = LinkMaker().merge_values(_recipient(delivery.subscriber, delivery.pk))
+    digest = renderer.render(paper_ids, pool, delivery.kind)
+    values = LinkMaker().merge_values(_recipient(delivery.subscriber, delivery.pk, delivery.digest_date))
     return digest.html.fill(values)
 
 
@@ -57,14 +57,14 @@ def next_digest(subscriber: Subscriber, now=None) -> DigestPreview:
     except selection.NoGoodScrape as exc:
         preview.reason = f"No digest can be built now: {exc}."
         return preview
-    recipient = _recipient(subscriber, 0)
+    recipient = _recipient(subscriber, 0, local_date)
     topic_ids, _ = topics_of([subscriber.pk]).get(subscriber.pk, ((), ()))
     sent = selection.already_sent([subscriber.pk], pool.paper_ids).get(subscriber.pk, set())
     paper_ids = pool.choose(topic_ids, sent, subscriber.papers_per_email)
     if not paper_ids:
         preview.reason = "Nothing new matches this subscriber's topics: no email would be sent (recorded as skipped)."
         return preview
-    digest = renderer.render(paper_ids, pool, kind, local_date)
+    digest = renderer.render(paper_ids, pool, kind)
     links = LinkMaker()
     values = links.merge_values(recipient)
     values["view_url"] = f"{settings.SITE_URL}/"  # no delivery exists yet

@@ -38,10 +38,19 @@ class Capability:
 # with legacy substitutions, max 1,000 per call. Both substitute in inline html/text/headers.
 _BATCH = {
     "anymail.backends.mailgun.EmailBackend": Capability("mailgun", 1000, "%recipient.{}%"),
+    "newsletter.digests.mailgun.EmailBackend": Capability("mailgun", 1000, "%recipient.{}%"),
     "anymail.backends.sendgrid.EmailBackend": Capability(
         "sendgrid", 1000, "%recipient.{}%", {"merge_field_format": "%recipient.{}%"}
     ),
 }
+
+
+# Backends used for digests in place of the configured one (same provider, same settings).
+_DIGEST_BACKENDS = {"anymail.backends.mailgun.EmailBackend": "newsletter.digests.mailgun.EmailBackend"}
+
+
+def digest_backend(configured: str) -> str:
+    return _DIGEST_BACKENDS.get(configured, configured)
 
 
 def capability_of(connection) -> Capability:

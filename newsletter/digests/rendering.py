@@ -149,8 +149,8 @@ def subject_for(kind: str, first_title: str, count: int) -> str:
 
 
 class DigestRenderer:
-    """Per-process caches: paper blocks per scrape pool, page shells per (kind, date), whole
-    digests per (papers, kind, date), the latter bounded (least recently used goes)."""
+    """Per-process caches: paper blocks per scrape pool, page shells per kind, whole digests
+    per (papers, pool, kind), the latter bounded (least recently used goes)."""
 
     max_digests = 256
 
@@ -167,21 +167,21 @@ class DigestRenderer:
             self._css = (render_to_string("emails/_digest.css"), render_to_string("emails/_digest_dark.css"))
         return self._css
 
-    def render(self, paper_ids, pool, kind: str, digest_date) -> RenderedDigest:
-        key = (tuple(paper_ids), pool.key, kind, digest_date)
+    def render(self, paper_ids, pool, kind: str) -> RenderedDigest:
+        key = (tuple(paper_ids), pool.key, kind)
         digest = self._digests.get(key)
         if digest is not None:
             self._digests.move_to_end(key)
             return digest
-        digest = self._assemble(tuple(paper_ids), pool, kind, digest_date)
+        digest = self._assemble(tuple(paper_ids), pool, kind)
         self._digests[key] = digest
         if len(self._digests) > self.max_digests:
             self._digests.popitem(last=False)
         return digest
 
-    def _assemble(self, paper_ids, pool, kind, digest_date) -> RenderedDigest:
+    def _assemble(self, paper_ids, pool, kind) -> RenderedDigest:
         blocks = self._paper_blocks(paper_ids, pool)
-        html_shell, text_shell = self._shell(kind, digest_date)
+        html_shell, text_shell = self._shell(kind)
         titles = [blocks[pk][2] for pk in paper_ids]
         subject = subject_for(kind, titles[0] if titles else "", len(paper_ids))
         preheader = escape(Truncator("; ".join(titles)).chars(140))
@@ -209,8 +209,8 @@ class DigestRenderer:
                 self._blocks[paper.pk] = (html, text, context["title"])
         return self._blocks
 
-    def _shell(self, kind, digest_date) -> tuple[str, str]:
-        key = (kind, digest_date)
+    def _shell(self, kind) -> tuple[str, str]:
+        key = kind
         if key not in self._shells:
             css, dark_css = self.css
             context = {
@@ -220,7 +220,6 @@ class DigestRenderer:
                 "preheader": field("preheader"),
                 "heading": f"Your {'weekly' if kind == 'weekly' else 'daily'} trending papers",
                 "kind_label": "weekly" if kind == "weekly" else "daily",
-                "digest_date": digest_date,
                 "site_name": settings.SITE_NAME,
                 "postal_address": settings.SENDER_POSTAL_ADDRESS,
                 "paper_count_label": field("paper_count_label"),
