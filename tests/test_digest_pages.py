@@ -96,6 +96,8 @@ def test_staff_preview_of_the_next_digest_sends_and_saves_nothing(topics, make_s
     assert "Nothing new matches" in page.content.decode()
     # Not for anonymous visitors.
     assert Client().get(f"/admin/newsletter/delivery/preview/{reader.pk}/").status_code == 302
+    # The deliveries list (read-only) is there too.
+    assert staff_client.get("/admin/newsletter/delivery/").status_code == 200
 
 
 def test_send_digests_command_dry_run_then_send(topics, make_scrape):

@@ -249,3 +249,17 @@ def test_one_click_from_a_received_email_unsubscribes_that_person_only(mailgun_w
     statuses = dict(Subscriber.objects.values_list("email", "status"))
     assert statuses.pop(readers[2].email) == Subscriber.Status.UNSUBSCRIBED
     assert set(statuses.values()) == {Subscriber.Status.ACTIVE}
+
+
+def test_send_digests_command_can_hand_the_work_to_the_workers(mailgun_worker, topics, make_scrape):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    fake = mailgun_worker.fake
+    make_scrape(papers())
+    readers = make_readers(topics, 12, prefix="cli")
+    out = StringIO()
+    call_command("send_digests", "--all", "--workers", "--timeout", "60", stdout=out)
+    assert re.match(r"due=12 sent=12 skipped=0 failed=0 still_open=0 seconds=", out.getvalue())
+    assert Counter(m.to for m in fake.accepted) == Counter(r.email for r in readers)

@@ -139,7 +139,9 @@ def paper_context(paper: Paper, topic_names) -> dict:
 
 
 def subject_for(kind: str, first_title: str, count: int) -> str:
-    top = one_line(first_title, 80)
+    # _clean, not one_line alone: one_line drops the zero-width space that keeps a scraped
+    # "%recipient.x%" from being substituted by the provider in the subject.
+    top = Truncator(_clean(first_title)).chars(80)
     more = f" (+{count - 1} more)" if count > 1 else ""
     prefix = "Your week in papers" if kind == "weekly" else "Trending papers"
     return f"{prefix}: {top}{more}"
