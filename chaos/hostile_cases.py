@@ -238,3 +238,353 @@ def run_all(http, world, flood_limit: int) -> list[tuple[str, bool]]:
         results.extend(case(http, world))
     results.extend(case_signup_flood(http, world, flood_limit))
     return results
+
+
+# --- What needs the digest and scraper code ---------------------------------------------------
+# These cases build what they attack themselves (a scrape run with a hostile paper, sent
+# deliveries, a staff session) and send digests in this process, through the real pipeline,
+# to a real SMTP sink and to the tests' fake Mailgun: the same in the test suite and in the
+# script over real HTTP.
+
+HEADER_BREAK = "\r\nBcc: evil@example.net\r\nX-Injected: yes"
+MERGE_FORGERY = "%recipient.unsubscribe_url%"
+
+
+def _tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _path(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def _hostile_run(topic):
+    """A good, newest scrape run whose only paper carries XSS, header breaks and merge-field
+    forgeries in every scraped field (written as stored, whatever the parser would allow)."""
+    import random
+
+    from django.utils import timezone
+
+    from newsletter.models import Paper, PaperRank, PaperTopicScore, ScrapeRun
+
+    now = timezone.now()
+    run = ScrapeRun.objects.create(source="https://huggingface.co/papers/trending", status=ScrapeRun.Status.OK,
+                                   started_at=now, finished_at=now, papers_found=1, parser="props", records_skipped=1,
+                                   error=f"Not an error; the run succeeded. Warnings:\nskipped record {XSS}{HEADER_BREAK}")
+    paper = Paper.objects.create(
+        arxiv_id=f"2611.{random.randint(10000, 99999)}",
+        title=f"{MERGE_FORGERY} {XSS} Agents{HEADER_BREAK}",
+        abstract=f"{XSS} abstract{HEADER_BREAK}",
+        ai_summary=f"{XSS} summary {MERGE_FORGERY}{HEADER_BREAK}",
+        ai_keywords=[XSS, HEADER_BREAK],
+        authors=[{"name": f"{XSS}{HEADER_BREAK}"}, f"Plain {XSS}"],
+        github_repo="javascript:alert(1)//https://github.com/x",
+        project_page="javascript:alert(2)",
+        thumbnail="javascript:alert(3)",
+        organization=f"{XSS}{HEADER_BREAK}",
+        upvotes=7,
+    )
+    PaperRank.objects.create(run=run, paper=paper, rank=1, upvotes=7)
+    PaperTopicScore.objects.create(paper=paper, topic=topic, score=99.0, matched=[XSS])
+    return run, paper
+
+
+def _reader(topic, name: str) -> Subscriber:
+    reader = Subscriber.objects.create(email=f"{name}-{_tag()}@example.org", status=Subscriber.Status.ACTIVE)
+    reader.topics.set([topic])
+    return reader
+
+
+def _send_one(reader, **email_settings):
+    """Send `reader` today's digest through the real chunk sender with these settings."""
+    from django.test import override_settings
+    from django.utils import timezone
+
+    from newsletter.digests import chunks
+    from newsletter.models import Delivery
+
+    delivery = Delivery.objects.create(subscriber=reader, digest_date=timezone.now().date())
+    with override_settings(**email_settings):
+        report = chunks.send_chunk([delivery.pk], claimer=f"hostile-{_tag()}")
+    delivery.refresh_from_db()
+    return delivery, report
+
+
+def _no_script_links(html: str) -> bool:
+    import re
+
+    return not re.search(r"""(href|src)\s*=\s*["']?\s*javascript:""", html, re.I)
+
+
+def _email_checks(where: str, reader, subject: str, html: str, text: str, headers: dict) -> list[tuple[str, bool]]:
+    header_values = [subject, *headers.values()]
+    unsubscribe = headers.get("List-Unsubscribe", "")
+    owner = None
+    try:
+        owner, _ = tokens.read_token(unsubscribe.strip("<>").rstrip("/").rsplit("/", 1)[-1], tokens.UNSUBSCRIBE)
+    except (tokens.InvalidToken, ValueError):
+        pass
+    return [
+        (f"{where}: scraped XSS is escaped in the HTML part", not has_raw_markup(html) and "&lt;script&gt;" in html),
+        (f"{where}: no javascript: link from scraped URLs", _no_script_links(html)),
+        (f"{where}: scraped header breaks stay out of every header",
+         not any("\r" in v or "\n" in v for v in header_values) and not any(k.lower() in ("bcc", "x-injected") for k in headers)),
+        (f"{where}: the subject holds the title as text", subject.strip().startswith("Trending papers: ") and XSS[:20] in subject),
+        (f"{where}: merge syntax in scraped text is not substituted (subject, HTML, text)",
+         all("%\u200brecipient.unsubscribe_url%" in part for part in (subject, text, html)) and "http" not in subject),
+        (f"{where}: the one List-Unsubscribe is the reader's own", owner is not None and owner.pk == reader.pk),
+    ]
+
+
+def case_scraped_xss_everywhere(http, world):
+    """XSS, header breaks and merge-field forgeries in every scraped field: the digest as
+    received over SMTP and through the fake Mailgun (HTML, text, headers), the
+    view-in-browser page, and the admin pages that show papers and digests."""
+    from django.conf import settings
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from chaos.support import CountingSmtpSink
+    from tests.fake_provider import FakeMailgun
+
+    results = []
+    topic = world.victim.topics.first()
+    run, paper = _hostile_run(topic)
+
+    # Over SMTP: the bytes a mail server receives.
+    smtp_reader = _reader(topic, "xss-smtp")
+    sink = CountingSmtpSink(keep_messages=True)
+    try:
+        delivery, report = _send_one(smtp_reader, EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+                                     EMAIL_HOST="127.0.0.1", EMAIL_PORT=sink.port)
+        sink.wait_for_total(1, timeout=10)
+    finally:
+        sink.controller.stop()
+    results.append(("SMTP: the hostile digest was sent to its reader only",
+                    delivery.status == "sent" and dict(sink.per_recipient) == {smtp_reader.email: 1}))
+    if sink.messages:
+        message = sink.messages[0]
+        headers = {k: str(v) for k, v in message.items()}
+        html = message.get_body(preferencelist=("html",)).get_content()
+        text = message.get_body(preferencelist=("plain",)).get_content()
+        results += _email_checks("SMTP", smtp_reader, str(message["Subject"]), html, text, headers)
+
+    # Through Anymail's Mailgun backend: the provider substitutes merge fields itself.
+    mailgun_reader = _reader(topic, "xss-mailgun")
+    with FakeMailgun() as fake:
+        anymail = {**settings.ANYMAIL, **{k: v for k, v in fake.env().items() if k.startswith("MAILGUN_")}}
+        delivery, report = _send_one(mailgun_reader, EMAIL_BACKEND="anymail.backends.mailgun.EmailBackend", ANYMAIL=anymail)
+    results.append(("Mailgun: the hostile digest was accepted for its reader only",
+                    delivery.status == "sent" and [m.to for m in fake.accepted] == [mailgun_reader.email]))
+    if fake.accepted:
+        copy = fake.accepted[0]
+        results += _email_checks("Mailgun", mailgun_reader, copy.subject, copy.html, copy.text, copy.headers)
+
+    # The view-in-browser page of the sent digest.
+    view = tokens.make_token(mailgun_reader, tokens.VIEW_DIGEST, {"d": delivery.pk})
+    page = http.request("GET", f"/digest/{view}/")
+    results.append(("view in browser: 200, XSS escaped, no javascript: link, CSP without scripts",
+                    page.status == 200 and not has_raw_markup(page.body) and "&lt;script&gt;" in page.body
+                    and _no_script_links(page.body) and "script-src" not in page.headers.get("Content-Security-Policy", "x script-src")))
+
+    # The admin, as staff.
+    staff = User.objects.create_superuser(f"staff-{_tag()}", "staff@example.org", uuid.uuid4().hex)
+    client = Client()
+    client.force_login(staff)
+    cookies = {settings.SESSION_COOKIE_NAME: client.cookies[settings.SESSION_COOKIE_NAME].value}
+    not_sent_yet = _reader(topic, "xss-preview")
+    # (page, path, what must show on it: the escaped payload, or the row asked for)
+    for name, path, shown in (
+        ("papers list", f"/admin/newsletter/paper/?q={paper.arxiv_id}", "&lt;script&gt;"),
+        ("paper page", f"/admin/newsletter/paper/{paper.pk}/change/", "&lt;script&gt;"),
+        ("scrape runs", "/admin/newsletter/scraperun/", "huggingface.co/papers/trending"),
+        ("scrape run page", f"/admin/newsletter/scraperun/{run.pk}/change/", "&lt;script&gt;"),
+        ("deliveries", f"/admin/newsletter/delivery/?q={mailgun_reader.email}", mailgun_reader.email),
+        ("next-digest preview", f"/admin/newsletter/delivery/preview/{not_sent_yet.pk}/", "&lt;script&gt;"),
+    ):
+        response = http.request("GET", path, cookies=cookies)
+        results.append((f"admin {name}: 200, scraped XSS escaped, no javascript: link",
+                        response.status == 200 and not has_raw_markup(response.body) and _no_script_links(response.body)
+                        and shown in response.body))
+    return results
+
+
+def _sent_delivery(subscriber, title: str):
+    """A sent digest of one paper for `subscriber` (as the sender records it)."""
+    import random
+
+    from django.utils import timezone
+
+    from newsletter.models import Delivery, DigestContent, DigestItem, Paper
+
+    paper = Paper.objects.create(arxiv_id=f"2611.{random.randint(10000, 99999)}", title=title, upvotes=1)
+    content = DigestContent.objects.create(key=DigestContent.key_for([paper.pk]))
+    DigestItem.objects.create(content=content, paper=paper, position=0)
+    return Delivery.objects.create(subscriber=subscriber, digest_date=timezone.now().date(), status=Delivery.Status.SENT,
+                                   content=content, sent_at=timezone.now())
+
+
+def case_view_in_browser_links(http, world):
+    """Forged, truncated, revoked, wrong-purpose and other-subscriber tokens on the
+    view-in-browser link: refused, and nothing of anyone's digest shown."""
+    from newsletter.models import Delivery
+
+    results = []
+    victim, other = world.victim, world.other
+    marker = f"Victim-only digest {_tag()}"
+    mine = Delivery.objects.filter(subscriber=victim, status=Delivery.Status.SENT).first() or _sent_delivery(victim, marker)
+    marker = mine.content.items.first().paper.title
+    theirs = Delivery.objects.filter(subscriber=other, status=Delivery.Status.SENT).first() or _sent_delivery(other, f"Other's digest {_tag()}")
+    good = tokens.make_token(victim, tokens.VIEW_DIGEST, {"d": mine.pk})
+    pk, _, signed = good.partition(".")
+    response = http.request("GET", f"/digest/{good}/")
+    results.append(("view in browser: the victim's own link works (the attacks below are meaningful)",
+                    response.status == 200 and marker in response.body))
+
+    variants = {
+        "random": f"{pk}.{uuid.uuid4().hex}",
+        "truncated": good[:-6],
+        "tampered signature": good[:-1] + ("A" if good[-1] != "A" else "B"),
+        "another subscriber's own token naming the victim's delivery": tokens.make_token(other, tokens.VIEW_DIGEST, {"d": mine.pk}),
+        "the victim's token naming another subscriber's delivery": tokens.make_token(victim, tokens.VIEW_DIGEST, {"d": theirs.pk}),
+        "the other's id with the victim's signature": f"{other.pk}.{signed}",
+        "an unsubscribe token": tokens.make_token(victim, tokens.UNSUBSCRIBE),
+        "a preferences token": tokens.make_token(victim, tokens.PREFERENCES),
+        "a delivery id that is not a number": tokens.make_token(victim, tokens.VIEW_DIGEST, {"d": str(mine.pk)}),
+        "a delivery id that is a boolean": tokens.make_token(victim, tokens.VIEW_DIGEST, {"d": True}),
+        "a list of delivery ids": tokens.make_token(victim, tokens.VIEW_DIGEST, {"d": [mine.pk, theirs.pk]}),
+        "no delivery id": tokens.make_token(victim, tokens.VIEW_DIGEST),
+        "a huge token": "9" * 4000,
+    }
+    for name, token in variants.items():
+        response = http.request("GET", f"/digest/{token}/")
+        results.append((f"view in browser with {name} is refused and shows no digest",
+                        response.status in (400, 404) and marker not in response.body and "Traceback" not in response.body))
+    for method in ("POST", "PUT", "DELETE"):
+        response = http.request(method, f"/digest/{good}/")
+        results.append((f"{method} on a view-in-browser link is refused",
+                        response.status in (403, 405) and marker not in response.body))
+    victim.revoke_links()
+    response = http.request("GET", f"/digest/{good}/")
+    results.append(("view in browser with a revoked link is refused", response.status == 400 and marker not in response.body))
+    return results
+
+
+# Provider webhooks: the sample events each provider documents (their shape and fields, our
+# addresses), posted with and without the webhook secret.
+
+def _mailgun_event(event: str, recipient: str, **fields) -> dict:
+    """Mailgun: {"signature": {timestamp, token, signature}, "event-data": {...}}, signed with
+    the webhook signing key (HMAC-SHA256 over timestamp + token)."""
+    import hashlib
+    import hmac
+
+    from chaos.support import WEBHOOK_ENV
+
+    timestamp, token = str(int(time.time())), uuid.uuid4().hex + uuid.uuid4().hex[:18]
+    signature = hmac.new(WEBHOOK_ENV["MAILGUN_WEBHOOK_SIGNING_KEY"].encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
+    data = {
+        "account": {"id": "1234567890303a4bd1f33898"}, "domain": {"name": "mg.example.org"},
+        "event": event, "id": uuid.uuid4().hex[:22], "timestamp": time.time(),
+        "log-level": "error" if event == "failed" else "warn", "recipient": recipient,
+        "recipient-domain": recipient.split("@")[1], "envelope": {"sender": "papers@mg.example.org", "targets": recipient, "transport": "smtp"},
+        "message": {"headers": {"to": recipient, "message-id": "20261124120000.1.1@mg.example.org",
+                                "from": "Trending Papers <papers@mg.example.org>", "subject": "Trending papers: ..."},
+                    "attachments": [], "size": 4711},
+        "flags": {"is-authenticated": True, "is-test-mode": False, "is-routed": False, "is-system-test": False},
+        "tags": [], "campaigns": [], "user-variables": {},
+        **fields,
+    }
+    return {"signature": {"timestamp": timestamp, "token": token, "signature": signature}, "event-data": data}
+
+
+def _sendgrid_event(event: str, email: str, **fields) -> list:
+    """SendGrid Event Webhook: a JSON array of events."""
+    return [{"email": email, "timestamp": int(time.time()), "smtp-id": "<14c5d75ce93.dfd.64b469@ismtpd-555>", "event": event,
+             "category": ["digest"], "sg_event_id": uuid.uuid4().hex, "sg_message_id": "14c5d75ce93.dfd.64b469.filter0001.16648.5515E0B88.0",
+             **fields}]
+
+
+def _postmark_event(record_type: str, email: str, **fields) -> dict:
+    if record_type == "SubscriptionChange":
+        return {"RecordType": record_type, "MessageID": str(uuid.uuid4()), "ServerID": 23, "MessageStream": "outbound",
+                "ChangedAt": "2026-11-24T10:53:34.416071Z", "Recipient": email, "Origin": "Recipient", "SuppressSending": True,
+                "SuppressionReason": "ManualSuppression", "Tag": "digest", "Metadata": {}, **fields}
+    return {"RecordType": record_type, "MessageStream": "outbound", "ID": 4323372036854775807, "Tag": "digest",
+            "MessageID": str(uuid.uuid4()), "ServerID": 23, "Email": email, "From": "papers@example.org",
+            "BouncedAt": "2026-11-24T16:33:54.9070259Z", "DumpAvailable": True, "Inactive": True, "CanActivate": True,
+            "Subject": "Trending papers", "Metadata": {}, "Content": "", **fields}
+
+
+WEBHOOK_SAMPLES = [
+    ("mailgun", "bounce", Subscriber.Status.BOUNCED, lambda a: _mailgun_event(
+        "failed", a, severity="permanent", reason="bounce",
+        **{"delivery-status": {"attempt-no": 1, "code": 550, "message": "5.1.1 The email account that you tried to reach does not exist.",
+                               "description": "", "session-seconds": 0.1, "mx-host": "mx.example.org"}})),
+    ("mailgun", "complaint", Subscriber.Status.COMPLAINED, lambda a: _mailgun_event("complained", a)),
+    ("mailgun", "unsubscribe", Subscriber.Status.UNSUBSCRIBED, lambda a: _mailgun_event("unsubscribed", a, ip="192.0.2.1")),
+    ("sendgrid", "bounce", Subscriber.Status.BOUNCED, lambda a: _sendgrid_event(
+        "bounce", a, reason="550 5.1.1 The email account that you tried to reach does not exist.", status="5.1.1",
+        type="bounce", bounce_classification="Invalid Address", ip="192.0.2.1", tls=1)),
+    ("sendgrid", "complaint", Subscriber.Status.COMPLAINED, lambda a: _sendgrid_event("spamreport", a)),
+    ("sendgrid", "unsubscribe", Subscriber.Status.UNSUBSCRIBED, lambda a: _sendgrid_event("unsubscribe", a)),
+    ("postmark", "bounce", Subscriber.Status.BOUNCED, lambda a: _postmark_event(
+        "Bounce", a, Type="HardBounce", TypeCode=1, Name="Hard bounce",
+        Description="The server was unable to deliver your message (ex: unknown user, mailbox not found).",
+        Details="smtp;550 5.1.1 The email account that you tried to reach does not exist.")),
+    ("postmark", "complaint", Subscriber.Status.COMPLAINED, lambda a: _postmark_event(
+        "SpamComplaint", a, Type="SpamComplaint", TypeCode=512, Name="Spam complaint",
+        Description="The subscriber explicitly marked this message as spam.", Details="Test spam complaint details")),
+    ("postmark", "unsubscribe", Subscriber.Status.UNSUBSCRIBED, lambda a: _postmark_event("SubscriptionChange", a)),
+]
+
+
+def _post_webhook(http, esp: str, payload, auth: str | None):
+    import json
+    from base64 import b64encode
+
+    headers = {"Authorization": "Basic " + b64encode(auth.encode()).decode()} if auth else {}
+    return http.request("POST", f"/anymail/{esp}/tracking/", data=json.dumps(payload), content_type="application/json", headers=headers)
+
+
+def case_webhooks(http, world):
+    """Webhook calls without the secret or with a wrong one are refused; each provider's
+    documented bounce, complaint and unsubscribe event suppresses exactly that address."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    from chaos.support import WEBHOOK_ENV
+
+    results = []
+    secret = WEBHOOK_ENV["ANYMAIL_WEBHOOK_SECRET"]
+    anymail = {**settings.ANYMAIL, "WEBHOOK_SECRET": secret, "MAILGUN_WEBHOOK_SIGNING_KEY": WEBHOOK_ENV["MAILGUN_WEBHOOK_SIGNING_KEY"]}
+    with override_settings(ANYMAIL=anymail):  # in-process servers; gunicorn gets the same from WEBHOOK_ENV
+        for esp, what, status, build in WEBHOOK_SAMPLES:
+            people = [_reader(world.victim.topics.first(), f"hook-{esp}-{what}-{n}") for n in range(3)]
+            target = people[1]
+
+            def statuses():
+                return [Subscriber.objects.get(pk=p.pk).status for p in people]
+
+            before, world_before = statuses(), world.snapshot()
+            payload = build(target.email)
+            for label, auth in (("without the secret", None), ("with a wrong secret", "hostile:not-the-secret")):
+                response = _post_webhook(http, esp, payload, auth)
+                results.append((f"{esp} {what} webhook {label} is refused, nobody changes",
+                                response.status in (400, 401, 403) and statuses() == before))
+            response = _post_webhook(http, esp, payload, secret)
+            after = statuses()
+            results.append((f"{esp} {what} sample event suppresses exactly that address ({status})",
+                            response.status == 200 and after == [before[0], status, before[2]] and world.snapshot() == world_before
+                            and ConsentEvent.objects.filter(subscriber=target).count() == 1))
+        target = _reader(world.victim.topics.first(), "hook-forged")
+        forged = _mailgun_event("complained", target.email)
+        forged["signature"]["signature"] = "0" * 64
+        response = _post_webhook(http, "mailgun", forged, secret)
+        target.refresh_from_db()
+        results.append(("mailgun event with the right secret but a forged signature is refused",
+                        response.status in (400, 401, 403) and target.status == Subscriber.Status.ACTIVE))
+    return results
+
+
+CASES += [case_scraped_xss_everywhere, case_view_in_browser_links, case_webhooks]

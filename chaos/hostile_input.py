@@ -17,7 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import requests  # noqa: E402
 from requests.adapters import HTTPAdapter  # noqa: E402
 
-from chaos.support import CountingSmtpSink, base_env, free_port, fresh_database, start_gunicorn, start_worker, verdict  # noqa: E402
+from chaos.support import (  # noqa: E402
+    WEBHOOK_ENV, CountingSmtpSink, base_env, free_port, fresh_database, start_gunicorn, start_worker, verdict,
+)
 
 FLOOD_LIMIT = 25
 
@@ -43,11 +45,12 @@ class RealHTTP:
         session.mount("http://", SourceAddressAdapter(source_ip))
         return session
 
-    def request(self, method, path, data=None, content_type=None, cookies=None, csrf=False, source_ip="127.0.0.1", multipart=False):
+    def request(self, method, path, data=None, content_type=None, cookies=None, csrf=False, source_ip="127.0.0.1", multipart=False,
+                headers=None):
         from chaos.hostile_cases import Response
 
         session = self._session(source_ip)
-        headers = {}
+        headers = dict(headers or {})
         if csrf:
             form = session.get(f"{self.origin}/", timeout=10).text
             token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form).group(1)
@@ -72,7 +75,7 @@ def main() -> int:
     env = base_env(
         "nl_chaos_hostile", 9, SITE_URL=f"http://127.0.0.1:{port}",
         EMAIL_PROVIDER="smtp", EMAIL_HOST="127.0.0.1", EMAIL_PORT=sink.port,
-        SIGNUP_RATE_LIMIT=f"{FLOOD_LIMIT}/m", LOG_LEVEL="ERROR",
+        SIGNUP_RATE_LIMIT=f"{FLOOD_LIMIT}/m", LOG_LEVEL="ERROR", **WEBHOOK_ENV,
     )
     os.environ.update(env)
     fresh_database(env)

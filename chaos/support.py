@@ -23,6 +23,12 @@ PG = "postgres://postgres@127.0.0.1:5432"
 
 _processes: list[subprocess.Popen] = []
 
+# Webhook credentials for the hostile-input runs (basic auth "user:password", Mailgun's signing key).
+WEBHOOK_ENV = {
+    "ANYMAIL_WEBHOOK_SECRET": "hostile-hooks:webhook-secret-for-chaos-runs",
+    "MAILGUN_WEBHOOK_SIGNING_KEY": "mailgun-signing-key-for-chaos-runs",
+}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -241,7 +247,7 @@ from tests.fake_provider import FakeMailgun  # noqa: E402  (the tests' fake, sha
 
 # A call counts as in flight from its arrival at the provider until its answer was written,
 # plus this long for the worker to read the answer and record it.
-RECORD_GRACE = 0.5
+RECORD_GRACE = 0.25
 
 
 class ChaosMailgun(FakeMailgun):

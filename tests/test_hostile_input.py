@@ -13,8 +13,9 @@ pytestmark = pytest.mark.django_db
 class TestClientHTTP:
     """Adapter: csrf=True sends a valid token (checks off), csrf=False sends none (checks on)."""
 
-    def request(self, method, path, data=None, content_type=None, cookies=None, csrf=False, source_ip="127.0.0.1", multipart=False):
-        client = Client(enforce_csrf_checks=not csrf, raise_request_exception=False, REMOTE_ADDR=source_ip)
+    def request(self, method, path, data=None, content_type=None, cookies=None, csrf=False, source_ip="127.0.0.1", multipart=False,
+                headers=None):
+        client = Client(enforce_csrf_checks=not csrf, raise_request_exception=False, REMOTE_ADDR=source_ip, headers=headers)
         for name, value in (cookies or {}).items():
             client.cookies[name] = value
         kwargs = {}

@@ -106,12 +106,12 @@ def still_mine(ids, claimer: str) -> set[int]:
     rows over while it keeps sending. After a reconnection take the lock again first, then
     keep only the rows still claimed by us: whatever was taken over is left to its new
     claimer. While the session that took the lock is still the one in use (Django replaces
-    the connection object when it reconnects) this costs no query."""
+    the connection object when it reconnects) this costs no query; after a reconnection
+    every call checks its rows, since any of them may have been taken over meanwhile."""
     if not _uses_locks() or (claimer in _locked_on and _locked_on[claimer] is connection.connection):
         return set(ids)
     if not _holds_lock(claimer) and not _try_lock(claimer):
         return set()
-    _locked_on[claimer] = connection.connection
     return set(_mine(ids, claimer).values_list("pk", flat=True))
 
 
