@@ -5,7 +5,6 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from email import message_from_bytes, policy
 
 import psycopg
-import pytest
 from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext

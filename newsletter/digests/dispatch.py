@@ -92,7 +92,8 @@ def create_deliveries(now=None, ignore_hour: bool = False) -> int:
             " ON CONFLICT (subscriber_id, digest_date) DO NOTHING"
         )
         with connection.cursor() as cursor:
-            cursor.execute(sql, [local_date, S.PENDING, now, now, *params])
+            stamp = connection.ops.adapt_datetimefield_value(now)  # as the ORM stores it
+            cursor.execute(sql, [connection.ops.adapt_datefield_value(local_date), S.PENDING, stamp, stamp, *params])
             created += cursor.rowcount
     return created
 

@@ -25,7 +25,7 @@ from django.core.mail.utils import DNS_NAME
 from . import providers
 from .links import LinkMaker, Recipient, static_headers
 from .rendering import RenderedDigest, field as merge_field, split_fields
-from .providers import RecipientsRefused, TransientError
+from .providers import RecipientsRefused
 
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e ]*$")
 # Addresses that can be spliced into a header as they are (others take the ordinary path).
