@@ -359,7 +359,7 @@ def case_scraped_xss_everywhere(http, world):
                                      EMAIL_HOST="127.0.0.1", EMAIL_PORT=sink.port)
         sink.wait_for_total(1, timeout=10)
     finally:
-        sink.controller.stop()
+        sink.stop()
     results.append(("SMTP: the hostile digest was sent to its reader only",
                     delivery.status == "sent" and dict(sink.per_recipient) == {smtp_reader.email: 1}))
     if sink.messages:
