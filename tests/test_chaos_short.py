@@ -78,7 +78,7 @@ def test_worker_kills_mid_send_lose_nothing_and_duplicate_only_calls_in_flight(c
                                  "DIGEST_BATCH_SIZE": 10, "DIGEST_SEND_TIMEOUT": 5})
         run = {}
         driver = threading.Thread(target=lambda: run.update(in_thread(drive_digests, time_limit=120, redispatch_every=2,
-                                                                       progress_every=1000)))
+                                                                       progress_every=1000)), daemon=True)
         driver.start()  # the dispatcher, now and every 2 s while deliveries are open (beat's job)
         kills = []
         for worker, after in zip(workers, (40, 150)):
