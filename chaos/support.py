@@ -85,9 +85,10 @@ def start(name: str, cmd: list[str], env: dict, ready: str | None = None, timeou
     return proc
 
 
-def start_gunicorn(env: dict, port: int, workers: int = 4) -> subprocess.Popen:
+def start_gunicorn(env: dict, port: int, workers: int = 4, threads: int = 4) -> subprocess.Popen:
+    worker_class = "gthread" if threads > 1 else "sync"
     cmd = [PYTHON, "-m", "gunicorn", "newsletter.wsgi", f"--bind=127.0.0.1:{port}", f"--workers={workers}",
-           "--worker-class=gthread", "--threads=4", "--error-logfile=-"]
+           f"--worker-class={worker_class}", f"--threads={threads}", "--error-logfile=-"]
     return start(f"gunicorn-{port}", cmd, env, ready="Booting worker")
 
 
