@@ -253,6 +253,30 @@ def test_a_claimer_takes_its_lock_again_after_a_reconnection(topics):
     assert not alive_seen_from_another_session(claimer)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_session_terminated_under_a_claimer_stops_its_next_call(topics):
+    """Regression (worker_crash.py): with the lock's session terminated but not yet noticed,
+    the claimer sent one more call whose rows the dispatcher had already handed on. The
+    check before each call must touch the database and fail, so nothing is sent."""
+    from newsletter.digests.providers import DATABASE_ERRORS
+
+    reader = make_subscriber("terminated@example.org")
+    delivery = Delivery.objects.create(subscriber=reader, digest_date="2026-11-24")
+    claimer = "task-terminated"
+    with claims.liveness_lock(claimer) as ours:
+        assert ours and claims.claim([delivery.pk], claimer) == [delivery.pk]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            pid = cursor.fetchone()[0]
+        db = connection.settings_dict
+        with psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"], autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        assert not alive_seen_from_another_session(claimer)
+        with pytest.raises(DATABASE_ERRORS):
+            claims.still_mine([delivery.pk], claimer)
+    connection.close()
+
+
 def test_scraped_merge_syntax_stays_literal_in_the_subject():
     """The hostile battery (case_scraped_xss_everywhere) found a paper titled
     "%recipient.unsubscribe_url% ..." got each recipient's unsubscribe link put into the

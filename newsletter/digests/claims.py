@@ -101,14 +101,16 @@ _locked_on: dict[str, object] = {}
 def still_mine(ids, claimer: str) -> set[int]:
     """Right before a provider call: which of `ids` this claimer may still send.
 
-    A reconnection (PostgreSQL restarted, connections dropped) loses the session and its
-    liveness lock, so the claimer looks dead and the dispatcher or another task may take its
-    rows over while it keeps sending. After a reconnection take the lock again first, then
-    keep only the rows still claimed by us: whatever was taken over is left to its new
-    claimer. While the session that took the lock is still the one in use (Django replaces
-    the connection object when it reconnects) this costs no query; after a reconnection
-    every call checks its rows, since any of them may have been taken over meanwhile."""
-    if not _uses_locks() or (claimer in _locked_on and _locked_on[claimer] is connection.connection):
+    A terminated session (PostgreSQL restarted, connections dropped) loses its liveness lock,
+    so the claimer looks dead and the dispatcher or another task may take its rows over while
+    it keeps sending; the death only shows on the session's next query. So every call costs
+    one round trip: on the session that took the lock, "do I still hold it" (a database error
+    here aborts the chunk before anything is sent). After a reconnection take the lock again
+    first, then keep only the rows still claimed by us: whatever was taken over is left to
+    its new claimer."""
+    if not _uses_locks():
+        return set(ids)
+    if _locked_on.get(claimer) is connection.connection and _holds_lock(claimer):
         return set(ids)
     if not _holds_lock(claimer) and not _try_lock(claimer):
         return set()
