@@ -6,6 +6,16 @@ from .models import ConsentEvent, Subscriber, Topic
 STAFF = actions.Origin(user_agent="admin")
 
 
+class ReadOnlyAdminMixin:
+    """For records that are written by the system only (consent log, scrape runs, deliveries)."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Topic)
 class TopicAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "active", "display_order", "subscriber_count"]
@@ -18,16 +28,13 @@ class TopicAdmin(admin.ModelAdmin):
         return topic.subscribers.count()
 
 
-class ConsentEventInline(admin.TabularInline):
+class ConsentEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = ConsentEvent
     fields = ["created_at", "kind", "ip_address", "user_agent", "details"]
     readonly_fields = fields
     extra = 0
     can_delete = False
     ordering = ["-created_at"]
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 def _admin_snapshot(subscriber: Subscriber) -> dict:
@@ -87,7 +94,7 @@ class SubscriberAdmin(admin.ModelAdmin):
 
 
 @admin.register(ConsentEvent)
-class ConsentEventAdmin(admin.ModelAdmin):
+class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: the log is proof of consent and must not be edited."""
 
     list_display = ["created_at", "subscriber", "kind", "ip_address", "short_user_agent"]
@@ -98,12 +105,6 @@ class ConsentEventAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def has_delete_permission(self, request, obj=None):
         return False

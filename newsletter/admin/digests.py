@@ -9,11 +9,12 @@ from django.urls import path, reverse
 
 from newsletter.digests.preview import next_digest
 from newsletter.models import Delivery
+from subscriptions.admin import ReadOnlyAdminMixin
 from subscriptions.models import Subscriber
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ["digest_date", "subscriber", "kind", "status", "attempts", "sent_at", "provider_message_id"]
     list_filter = ["status", "kind", "digest_date"]
     search_fields = ["subscriber__email", "provider_message_id"]
@@ -23,12 +24,6 @@ class DeliveryAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
     def get_urls(self):
         preview = self.admin_site.admin_view(self.preview_view)

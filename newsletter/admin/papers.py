@@ -7,14 +7,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from newsletter.models import Paper, PaperRank, PaperTopicScore, ScrapeRun
-
-
-class ReadOnlyAdminMixin:
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+from subscriptions.admin import ReadOnlyAdminMixin
 
 
 class PaperTopicScoreInline(ReadOnlyAdminMixin, admin.TabularInline):
