@@ -24,4 +24,5 @@ EXPOSE 8000
 # Migrations and collectstatic need the runtime settings (SECRET_KEY, DATABASE_URL), so they
 # run at start, not at build time. WEB_CONCURRENCY sets gunicorn's worker count; its control
 # socket is off because it would live in $HOME, which the app user may not write.
-CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput && exec gunicorn newsletter.wsgi --bind 0.0.0.0:8000 --no-control-socket --access-logfile -"]
+# gunicorn.conf.py blanks the signed tokens in subscribers' links out of both logs.
+CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput && exec gunicorn newsletter.wsgi --config gunicorn.conf.py --bind 0.0.0.0:8000 --no-control-socket --access-logfile -"]

@@ -23,11 +23,15 @@ PG = "postgres://postgres@127.0.0.1:5432"
 
 _processes: list[subprocess.Popen] = []
 
-# Webhook credentials for the hostile-input runs (basic auth "user:password", Mailgun's signing key).
+# The webhook of the hostile-input runs: whose it is (mail itself goes to an SMTP sink, as
+# through that provider's SMTP relay), basic auth "user:password", Mailgun's signing key.
 WEBHOOK_ENV = {
+    "WEBHOOK_PROVIDER": "mailgun",
     "ANYMAIL_WEBHOOK_SECRET": "hostile-hooks:webhook-secret-for-chaos-runs",
     "MAILGUN_WEBHOOK_SIGNING_KEY": "mailgun-signing-key-for-chaos-runs",
 }
+# ADMINS of the hostile-input runs: what anyone can trigger must not flood this inbox.
+ADMIN_EMAIL = "hostile-admin@example.org"
 
 
 def free_port() -> int:
@@ -37,7 +41,8 @@ def free_port() -> int:
 
 
 def base_env(db_name: str, redis_db: int, **extra) -> dict:
-    """Production settings on real PostgreSQL and Redis."""
+    """Production settings on real PostgreSQL and Redis, served over plain HTTP on loopback
+    (so no secure-only cookies and no redirect to HTTPS)."""
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="newsletter.settings.production",
@@ -49,6 +54,8 @@ def base_env(db_name: str, redis_db: int, **extra) -> dict:
         REDIS_URL=f"redis://127.0.0.1:6379/{redis_db}",
         CSRF_COOKIE_SECURE="0",
         SESSION_COOKIE_SECURE="0",
+        SECURE_SSL_REDIRECT="0",
+        SCRAPE_REQUIRE_HTTPS="0",  # the fake huggingface.co is plain HTTP too
         PYTHONPATH=str(ROOT),
         LOG_LEVEL="WARNING",
     )

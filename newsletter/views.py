@@ -1,5 +1,6 @@
 """Public pages of the newsletter app: a sent digest, "view in browser"."""
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -22,10 +23,14 @@ DIGEST_PAGE_HEADERS = {
 @never_cache
 @require_GET
 def view_digest(request, token):
-    """A sent digest as its recipient received it. The signed link names the delivery and is
-    bound to the subscriber and their link secret (revoking links revokes it)."""
+    """A sent digest as its recipient received it, minus their personal links. The signed
+    link names the delivery, is bound to the subscriber and their link secret (revoking links
+    revokes it) and expires after DIGEST_VIEW_LINK_MAX_AGE."""
     try:
-        subscriber, data = tokens.read_token(token, tokens.VIEW_DIGEST)
+        subscriber, data = tokens.read_token(token, tokens.VIEW_DIGEST, max_age=settings.DIGEST_VIEW_LINK_MAX_AGE)
+    except tokens.ExpiredToken:
+        context = {"expired": True, "days": settings.DIGEST_VIEW_LINK_MAX_AGE // 86400}
+        return render(request, "newsletter/digest_gone.html", context, status=410)
     except tokens.InvalidToken:
         return render(request, "subscriptions/invalid_link.html", {"what": "digest"}, status=400)
     delivery_id = data.get("d")

@@ -1,56 +1,144 @@
 """Provider events (Anymail tracking webhooks at /anymail/<esp>/tracking/).
 
-Hard bounces, complaints and provider-side unsubscribes suppress the address at once; soft
-bounces (deferred, mailbox full, blocked for now) count up and suppress after
-DIGEST_SOFT_BOUNCE_LIMIT in a row; a delivered event resets the count. Every change is written
-to the consent log through subscriptions.actions.
+Only the tracking webhook of settings.WEBHOOK_PROVIDER answers; every other URL under /anymail/
+is a 404, so a Postmark-format call cannot act on a Mailgun deployment. It refuses every call
+until the basic-auth ANYMAIL_WEBHOOK_SECRET is set and, where Anymail verifies the provider's own
+signature (Mailgun, SendGrid, ...), until that key is set too. Mailgun signs only a timestamp
+and a random token, not the event, so a signed call is also refused once it is a few minutes
+old or its token was seen before (Mailgun's own advice).
 
-Anymail accepts webhook calls without authentication (with a warning) when no WEBHOOK_SECRET is
-set; here the webhook URLs refuse every call until one is set.
+An event changes an address only if it names a message we sent to that address (the provider
+message id stored on each Delivery): a hard bounce, complaint or provider-side unsubscribe for
+a digest suppresses its recipient, and nothing else suppresses anyone. Soft bounces (deferred,
+mailbox full, blocked for now) count up and suppress after DIGEST_SOFT_BOUNCE_LIMIT in a row; a
+delivered event resets the count. Every change is written to the consent log through
+subscriptions.actions.
 """
 
+import json
+import time
 from functools import wraps
 
 from anymail import urls as anymail_urls
+from anymail.exceptions import AnymailWebhookValidationFailure
 from anymail.signals import EventType, RejectReason, tracking
+from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.dispatch import receiver
-from django.http import HttpResponseForbidden
+from django.http import Http404, HttpResponseForbidden
 from django.urls import URLPattern
 
 from subscriptions import actions
 from subscriptions.models import ConsentEvent, Subscriber
 
 from .digests.logs import log
+from .models import Delivery
 
 # Bounce types that providers report as "bounced" although the mailbox may work tomorrow.
 _SOFT_BOUNCE_TYPES = {
     "postmark": {"SoftBounce", "Transient", "DnsError"},
 }
 
+# The Anymail setting that turns on each provider's own signature check (anymail.webhooks.*).
+SIGNING_KEY_SETTINGS = {
+    "mailersend": "MAILERSEND_SIGNING_SECRET",
+    "mailgun": "MAILGUN_WEBHOOK_SIGNING_KEY",  # required: Anymail's fallback to the API key is not used
+    "mailtrap": "MAILTRAP_TRACKING_SECRET",
+    "mandrill": "MANDRILL_WEBHOOK_KEY",
+    "postal": "POSTAL_WEBHOOK_KEY",
+    "resend": "RESEND_SIGNING_SECRET",
+    "sendgrid": "SENDGRID_TRACKING_WEBHOOK_VERIFICATION_KEY",
+    "unisender_go": "UNISENDER_GO_API_KEY",
+}
 
-def _webhook_secret_configured() -> bool:
-    return bool(getattr(settings, "ANYMAIL", {}).get("WEBHOOK_SECRET"))
+# Mailgun signatures further than this from now are refused; tokens are remembered twice as long.
+MAILGUN_MAX_SIGNATURE_AGE = 5 * 60
+
+# The events that can change a subscriber; the others (opened, clicked, queued...) are ignored.
+_ACTED_ON = {EventType.COMPLAINED, EventType.UNSUBSCRIBED, EventType.BOUNCED, EventType.DEFERRED,
+             EventType.REJECTED, EventType.DELIVERED}
 
 
-def _require_webhook_secret(view):
+class FreshMailgunTrackingWebhookView(MailgunTrackingWebhookView):
+    """Anymail's Mailgun view (basic auth, then the HMAC signature) that also refuses stale
+    timestamps and reused tokens. The token store is the cache (Redis): shared by every web
+    process. A call that fails after its checks gives its token back, so Mailgun's retry works."""
+
+    token_key = None
+
+    def run_validators(self, request):
+        super().run_validators(request)
+        timestamp, token = _mailgun_timestamp_and_token(request)
+        try:
+            age = time.time() - int(timestamp)
+        except ValueError:
+            raise AnymailWebhookValidationFailure("Mailgun webhook timestamp is not a number") from None
+        if abs(age) > MAILGUN_MAX_SIGNATURE_AGE:
+            raise AnymailWebhookValidationFailure(f"Mailgun webhook signed {age:.0f} s ago: too old (or ahead)")
+        key = f"webhooks:mailgun-token:{token}"
+        if not cache.add(key, True, timeout=2 * MAILGUN_MAX_SIGNATURE_AGE):
+            raise AnymailWebhookValidationFailure("Mailgun webhook token used before: a replay")
+        self.token_key = key
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except Exception:
+            if self.token_key:
+                cache.delete(self.token_key)
+            raise
+
+
+def _mailgun_timestamp_and_token(request) -> tuple[str, str]:
+    """From a call whose signature Anymail has just checked (so the fields are there)."""
+    if request.content_type == "application/json":
+        signature = json.loads(request.body.decode("utf-8"))["signature"]
+        return str(signature["timestamp"]), str(signature["token"])
+    return request.POST["timestamp"], request.POST["token"]  # Mailgun's legacy form webhooks
+
+
+_TRACKING_VIEWS = {"mailgun": FreshMailgunTrackingWebhookView.as_view()}
+
+
+def _only_when_configured(view, esp: str):
     @wraps(view)
     def guarded(request, *args, **kwargs):
-        if not _webhook_secret_configured():
+        if esp != settings.WEBHOOK_PROVIDER:
+            raise Http404("No webhook for this provider.")
+        anymail = getattr(settings, "ANYMAIL", {})
+        if not anymail.get("WEBHOOK_SECRET"):
             return HttpResponseForbidden("Webhooks are disabled until ANYMAIL_WEBHOOK_SECRET is set.")
+        signing_key = SIGNING_KEY_SETTINGS.get(esp)
+        if signing_key and not anymail.get(signing_key):
+            return HttpResponseForbidden(f"Webhooks are disabled until {signing_key} is set.")
         return view(request, *args, **kwargs)
 
-    guarded.csrf_exempt = True  # providers post without a CSRF token; basic auth protects it
+    guarded.csrf_exempt = True  # providers post without a CSRF token; basic auth and signatures protect it
     return guarded
 
 
 def anymail_urlpatterns():
-    """anymail.urls, each view refusing calls while no webhook secret is configured."""
-    return (
-        [URLPattern(p.pattern, _require_webhook_secret(p.callback), p.default_args, p.name) for p in anymail_urls.urlpatterns],
-        anymail_urls.app_name,
-    )
+    """Anymail's tracking webhook URLs (not the inbound ones: nothing here reads inbound mail),
+    each answering only for WEBHOOK_PROVIDER and only once its secrets are set. Checked per
+    request, so the URLconf follows settings as they are now."""
+    patterns = []
+    for pattern in anymail_urls.urlpatterns:
+        esp = pattern.name.removesuffix("_tracking_webhook")
+        if esp != pattern.name:
+            view = _TRACKING_VIEWS.get(esp, pattern.callback)
+            patterns.append(URLPattern(pattern.pattern, _only_when_configured(view, esp), pattern.default_args, pattern.name))
+    return patterns, anymail_urls.app_name
+
+
+def _sent_to(subscriber: Subscriber, message_id: str | None) -> bool:
+    """Whether the message the event names was sent to this subscriber. Mailgun's API answers
+    "<id>" while its events carry the bare id, hence both forms."""
+    bare = (message_id or "").strip().strip("<>")
+    if not bare:
+        return False
+    return Delivery.objects.filter(subscriber=subscriber, provider_message_id__in=[bare, f"<{bare}>"]).exists()
 
 
 def _is_soft_bounce(event, esp_name: str) -> bool:
@@ -83,11 +171,14 @@ def _origin(esp_name: str) -> actions.Origin:
 
 @receiver(tracking, dispatch_uid="newsletter.webhooks.on_tracking_event")
 def on_tracking_event(sender, event, esp_name, **kwargs):
-    if not event.recipient:
+    if not event.recipient or event.event_type not in _ACTED_ON:
         return
     subscriber = Subscriber.objects.by_email(event.recipient).first()
     if subscriber is None:
         log("webhook.unknown_recipient", esp=esp_name, event_type=event.event_type)
+        return
+    if not _sent_to(subscriber, event.message_id):
+        log("webhook.message_not_sent_to_recipient", esp=esp_name, event_type=event.event_type, subscriber=subscriber.pk)
         return
     event_type = event.event_type
     details = _details(event, esp_name)

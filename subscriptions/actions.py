@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.utils import timezone
 
+from newsletter.client_ip import client_ip
+
 from .models import ConsentEvent, Subscriber, Topic, normalize_email
 
 
@@ -19,7 +21,7 @@ class Origin:
     @classmethod
     def from_request(cls, request) -> "Origin":
         return cls(
-            ip_address=request.META.get("REMOTE_ADDR") or None,
+            ip_address=client_ip(request),  # behind a proxy: the client, not the proxy
             user_agent=request.META.get("HTTP_USER_AGENT", "")[:512],
         )
 
@@ -38,40 +40,70 @@ def log_event(subscriber: Subscriber, kind: str, origin: Origin, **details) -> C
 
 
 def signup_choices(topics, frequency: str) -> dict:
-    """The choices made on the sign-up form; they travel inside the signed confirmation link."""
+    """The choices made on the sign-up form, kept with the sign-up in the consent log; its
+    confirmation link names that row and applies them."""
     return {"topics": sorted(t.slug for t in topics), "frequency": frequency}
+
+
+# Addresses the mail system gave up on: no public request may mail them or change them.
+SUPPRESSED = (Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED)
 
 
 @transaction.atomic
 def request_signup(email: str, topics, frequency: str, origin: Origin) -> Subscriber:
-    """Record a sign-up and queue the right email. The caller shows the same page whatever
-    happened here, so the response never tells whether the address was known."""
+    """Record a sign-up and queue the right email (runs in a worker: the form has answered
+    already, the same for every address). A new or unsubscribed address becomes pending and
+    gets a confirmation link for this sign-up; an active one is told it is subscribed; a
+    bounced or complained one is left alone and mailed nothing."""
     from . import tasks
 
     email = normalize_email(email)
-    choices = signup_choices(topics, frequency)
+    details = signup_choices(topics, frequency)
     subscriber, created = Subscriber.objects.select_for_update().get_or_create(
         email__iexact=email, defaults={"email": email, "frequency": frequency}
     )
     if created:
         subscriber.topics.set(topics)
+    else:
+        details["previous_status"] = subscriber.status
     if subscriber.status == Subscriber.Status.ACTIVE:
         transaction.on_commit(lambda: tasks.send_already_subscribed_email.delay(subscriber.pk))
-    else:
-        # Pending, unsubscribed, bounced or complained: nothing changes until the owner of
-        # the mailbox confirms; the choices are applied from the confirmation link.
-        log_event(subscriber, ConsentEvent.Kind.SIGNUP, origin, **choices)
-        transaction.on_commit(lambda: tasks.send_confirmation_email.delay(subscriber.pk, choices))
+        return subscriber
+    signup = log_event(subscriber, ConsentEvent.Kind.SIGNUP, origin, **details)
+    if subscriber.status in SUPPRESSED:
+        return subscriber
+    if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
+        # Receives nothing either way; only this sign-up's link can make it active again.
+        subscriber.status = Subscriber.Status.PENDING
+        subscriber.save(update_fields=["status", "updated_at"])
+    transaction.on_commit(lambda: tasks.send_confirmation_email.delay(subscriber.pk, signup.pk))
     return subscriber
 
 
+def open_signup(subscriber: Subscriber, signup_id) -> ConsentEvent | None:
+    """The sign-up a confirmation link was made for, while it can still be confirmed: the
+    address is pending and nothing but more sign-ups happened since. So a link works once
+    (confirming closes it) and none outlives an unsubscribe, a bounce or a complaint."""
+    if subscriber.status != Subscriber.Status.PENDING or type(signup_id) is not int:
+        return None
+    events = subscriber.consent_events.all()
+    signup = events.filter(pk=signup_id, kind=ConsentEvent.Kind.SIGNUP).first()
+    if signup is None or events.filter(pk__gt=signup_id).exclude(kind=ConsentEvent.Kind.SIGNUP).exists():
+        return None
+    return signup
+
+
 @transaction.atomic
-def confirm(subscriber: Subscriber, choices: dict, origin: Origin) -> bool:
-    """Activate after double opt-in. Returns False if it was already active (nothing changes)."""
+def confirm(subscriber: Subscriber, signup_id: int, origin: Origin) -> bool:
+    """Activate after double opt-in with the choices of that sign-up. Returns False (and
+    changes nothing) unless the sign-up is still open (see open_signup)."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
-    if subscriber.status == Subscriber.Status.ACTIVE:
+    signup = open_signup(subscriber, signup_id)
+    if signup is None:
         return False
-    was = subscriber.status
+    choices = signup.details
+    # A reader coming back (confirmed before, or unsubscribed when signing up) resubscribes.
+    returning = subscriber.confirmed_at is not None or choices.get("previous_status") == Subscriber.Status.UNSUBSCRIBED
     subscriber.status = Subscriber.Status.ACTIVE
     subscriber.paused = False
     subscriber.confirmed_at = timezone.now()
@@ -82,8 +114,9 @@ def confirm(subscriber: Subscriber, choices: dict, origin: Origin) -> bool:
     topics = Topic.objects.filter(slug__in=choices.get("topics", []), active=True)
     if topics:
         subscriber.topics.set(topics)
-    kind = ConsentEvent.Kind.CONFIRM if was == Subscriber.Status.PENDING else ConsentEvent.Kind.RESUBSCRIBE
-    log_event(subscriber, kind, origin, previous_status=was, **signup_choices(subscriber.topics.all(), subscriber.frequency))
+    kind = ConsentEvent.Kind.RESUBSCRIBE if returning else ConsentEvent.Kind.CONFIRM
+    log_event(subscriber, kind, origin, previous_status=Subscriber.Status.PENDING,
+              **signup_choices(subscriber.topics.all(), subscriber.frequency))
     return True
 
 

@@ -6,7 +6,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 
 from . import tokens
-from .models import Subscriber
+from .models import ConsentEvent, Subscriber
 
 
 def build_email(template: str, subject: str, to: str, context: dict) -> EmailMultiAlternatives:
@@ -18,13 +18,15 @@ def build_email(template: str, subject: str, to: str, context: dict) -> EmailMul
     return message
 
 
-def confirmation_email(subscriber: Subscriber, choices: dict) -> EmailMultiAlternatives:
+def confirmation_email(subscriber: Subscriber, signup: ConsentEvent) -> EmailMultiAlternatives:
+    """The double opt-in link for one sign-up (its consent-log row holds the choices)."""
+    choices = signup.details
     return build_email(
         "confirm_subscription",
         f"Confirm your subscription to {settings.SITE_NAME}",
         subscriber.email,
         {
-            "confirm_url": tokens.confirm_url(subscriber, choices),
+            "confirm_url": tokens.confirm_url(subscriber, signup.pk),
             "topic_names": _topic_names(choices.get("topics", [])),
             "frequency": choices.get("frequency", "daily"),
             "valid_days": settings.CONFIRMATION_LINK_MAX_AGE // 86400,
@@ -41,6 +43,19 @@ def already_subscribed_email(subscriber: Subscriber) -> EmailMultiAlternatives:
             "preferences_url": tokens.preferences_url(subscriber),
             "unsubscribe_url": tokens.unsubscribe_url(subscriber),
             "topic_names": list(subscriber.topics.values_list("name", flat=True)),
+        },
+    )
+
+
+def preferences_link_email(subscriber: Subscriber) -> EmailMultiAlternatives:
+    """The link someone asked for with "email me a link to my preferences"."""
+    return build_email(
+        "preferences_link",
+        f"Your {settings.SITE_NAME} preferences",
+        subscriber.email,
+        {
+            "preferences_url": tokens.preferences_url(subscriber),
+            "unsubscribed": subscriber.status == Subscriber.Status.UNSUBSCRIBED,
         },
     )
 

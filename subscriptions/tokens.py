@@ -7,6 +7,8 @@ secret revokes them; unsubscribe links deliberately do not, so that every unsubs
 ever sent keeps working (Gmail/Yahoo bulk-sender rules).
 """
 
+import re
+
 from django.conf import settings
 from django.core import signing
 from django.urls import reverse
@@ -32,6 +34,10 @@ VIEW_DIGEST = "view-digest"
 # Purposes whose links survive a secret rotation.
 _PERMANENT_PURPOSES = {UNSUBSCRIBE}
 
+# The id before the dot: ASCII digits only. str.isdigit() also takes "²", which int() then
+# refuses (a 500), and int() reads Arabic-Indic or full-width digits as numbers.
+_SUBSCRIBER_ID = re.compile(r"[0-9]{1,18}")
+
 
 def _signer(subscriber: Subscriber, purpose: str) -> signing.TimestampSigner:
     # The id is part of the salt so a signature made for one subscriber fails for any other.
@@ -48,7 +54,7 @@ def make_token(subscriber: Subscriber, purpose: str, data: dict | None = None) -
 def read_token(token: str, purpose: str, max_age: int | None = None, queryset=None):
     """Return (subscriber, data) or raise InvalidToken / ExpiredToken."""
     pk, _, signed = (token or "").partition(".")
-    if not pk.isdigit() or len(pk) > 18 or not signed:
+    if not _SUBSCRIBER_ID.fullmatch(pk) or not signed:
         raise InvalidToken("malformed")
     subscriber = (queryset or Subscriber.objects).filter(pk=int(pk)).first()
     if subscriber is None:
@@ -65,8 +71,16 @@ def read_token(token: str, purpose: str, max_age: int | None = None, queryset=No
     return subscriber, data
 
 
-def confirm_max_age() -> int:
-    return settings.CONFIRMATION_LINK_MAX_AGE
+def read_confirm_token(token: str):
+    """A confirmation link: (subscriber, data, expired). Past CONFIRMATION_LINK_MAX_AGE a link
+    only asks for a fresh one, until CONFIRMATION_RESEND_MAX_AGE; older ones raise ExpiredToken."""
+    resend_max_age = max(settings.CONFIRMATION_RESEND_MAX_AGE, settings.CONFIRMATION_LINK_MAX_AGE)
+    subscriber, data = read_token(token, CONFIRM, max_age=resend_max_age)
+    try:  # the signature is good: only the age can fail here
+        _signer(subscriber, CONFIRM).unsign(token.partition(".")[2], max_age=settings.CONFIRMATION_LINK_MAX_AGE)
+    except signing.SignatureExpired:
+        return subscriber, data, True
+    return subscriber, data, False
 
 
 def absolute_url(path: str) -> str:
@@ -81,5 +95,6 @@ def unsubscribe_url(subscriber: Subscriber) -> str:
     return absolute_url(reverse("subscriptions:unsubscribe", args=[make_token(subscriber, UNSUBSCRIBE)]))
 
 
-def confirm_url(subscriber: Subscriber, choices: dict) -> str:
-    return absolute_url(reverse("subscriptions:confirm", args=[make_token(subscriber, CONFIRM, choices)]))
+def confirm_url(subscriber: Subscriber, signup_id: int) -> str:
+    """The link that confirms one sign-up (its consent-log row): see actions.open_signup."""
+    return absolute_url(reverse("subscriptions:confirm", args=[make_token(subscriber, CONFIRM, {"signup": signup_id})]))

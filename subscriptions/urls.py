@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.signup, name="signup"),
     path("confirm/<str:token>/", views.confirm, name="confirm"),
     path("confirm/<str:token>/resend/", views.resend_confirmation, name="resend_confirmation"),
+    path("preferences/", views.email_preferences_link, name="email_preferences_link"),
     path("preferences/<str:token>/", views.preferences, name="preferences"),
     path("unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
 ]

@@ -1,6 +1,8 @@
 """Public pages: sign-up, double opt-in, preferences and unsubscribe. No login anywhere:
 the signed token in each link is the credential (see tokens.py)."""
 
+from dataclasses import asdict
+
 from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
@@ -11,8 +13,7 @@ from django.views.decorators.http import require_http_methods
 from django_ratelimit.decorators import ratelimit
 
 from . import actions, tasks, tokens
-from .forms import PreferencesForm, SignupForm
-from .models import Subscriber
+from .forms import PreferencesForm, PreferencesLinkForm, SignupForm
 
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 
@@ -29,15 +30,16 @@ def signup(request):
         return render(request, "subscriptions/rate_limited.html", status=429)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
         if not form.is_bot():
-            actions.request_signup(
-                form.cleaned_data["email"],
-                form.cleaned_data["topics"],
-                form.cleaned_data["frequency"],
-                actions.Origin.from_request(request),
+            # Queued, not done here: the answer then takes the same work, and so the same
+            # time, whether the address is new, pending, active, unsubscribed or bounced.
+            tasks.handle_signup.delay(
+                data["email"], [t.slug for t in data["topics"]], data["frequency"],
+                asdict(actions.Origin.from_request(request)),
             )
         # The same answer whether the address is new, pending, active or a bot's.
-        return render(request, "subscriptions/check_inbox.html", {"email": form.cleaned_data["email"]})
+        return render(request, "subscriptions/check_inbox.html", {"email": data["email"]})
     status = 400 if form.is_bound else 200
     return render(request, "subscriptions/signup.html", {"form": form}, status=status)
 
@@ -46,41 +48,72 @@ def _invalid_link(request, what: str):
     return render(request, "subscriptions/invalid_link.html", {"what": what}, status=400)
 
 
+def _expired_link(request, token=None):
+    """410; with `token` the page offers a fresh link, without it (too old) a new sign-up."""
+    context = {"token": token, "valid_days": settings.CONFIRMATION_LINK_MAX_AGE // 86400}
+    return render(request, "subscriptions/confirm_expired.html", context, status=410)
+
+
 @never_cache
 @require_http_methods(["GET", "POST"])
 def confirm(request, token):
     try:
-        subscriber, choices = tokens.read_token(token, tokens.CONFIRM, max_age=tokens.confirm_max_age())
+        subscriber, data, expired = tokens.read_confirm_token(token)
     except tokens.ExpiredToken:
-        return render(request, "subscriptions/confirm_expired.html", {"token": token}, status=410)
+        return _expired_link(request)
     except tokens.InvalidToken:
         return _invalid_link(request, "confirmation")
+    if expired:
+        return _expired_link(request, token)
+    # Used already, or overtaken by an unsubscribe, a bounce or a complaint: the link is spent.
+    signup_id = data.get("signup")
+    if actions.open_signup(subscriber, signup_id) is None:
+        return _invalid_link(request, "confirmation")
     if request.method == "POST":
-        actions.confirm(subscriber, choices, actions.Origin.from_request(request))
+        if not actions.confirm(subscriber, signup_id, actions.Origin.from_request(request)):
+            return _invalid_link(request, "confirmation")  # a simultaneous request used it
         return render(
             request,
             "subscriptions/confirmed.html",
             {"preferences_url": reverse("subscriptions:preferences", args=[tokens.make_token(subscriber, tokens.PREFERENCES)])},
         )
     # GET only shows a button: link scanners that fetch every URL cannot confirm for anyone.
-    already = subscriber.status == Subscriber.Status.ACTIVE
-    return render(request, "subscriptions/confirm.html", {"already_active": already, "email": subscriber.email})
+    return render(request, "subscriptions/confirm.html", {"email": subscriber.email})
 
 
 @never_cache
 @require_http_methods(["POST"])
 @ratelimit(key="ip", rate=_signup_rate, method="POST", block=False, group="signup")
 def resend_confirmation(request, token):
-    """Offered on the expired-link page: a fresh link with the same choices."""
+    """Offered on the expired-link page: a fresh link for the same sign-up."""
     if getattr(request, "limited", False):
         return render(request, "subscriptions/rate_limited.html", status=429)
     try:
-        subscriber, choices = tokens.read_token(token, tokens.CONFIRM)  # signature checked, age ignored
+        subscriber, data, _ = tokens.read_confirm_token(token)
+    except tokens.ExpiredToken:
+        return _expired_link(request)
     except tokens.InvalidToken:
         return _invalid_link(request, "confirmation")
-    if subscriber.status != Subscriber.Status.ACTIVE:
-        tasks.send_confirmation_email.delay(subscriber.pk, choices)
+    # The worker sends it only while that sign-up is open and the address has emails left
+    # today; this answer is the same either way.
+    tasks.send_confirmation_email.delay(subscriber.pk, data.get("signup"))
     return render(request, "subscriptions/check_inbox.html", {"email": subscriber.email})
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@ratelimit(key="ip", rate=_signup_rate, method="POST", block=False, group="signup")
+def email_preferences_link(request):
+    """The "email me a link to my preferences" form, offered by the unsubscribe answer and the
+    web copy of a digest, which may hold no working link. Queued like a sign-up: the answer
+    is the same for every address, and the link goes only to the address itself."""
+    if request.method == "POST" and getattr(request, "limited", False):
+        return render(request, "subscriptions/rate_limited.html", status=429)
+    form = PreferencesLinkForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        tasks.send_preferences_link_email.delay(form.cleaned_data["email"])
+        return render(request, "subscriptions/check_inbox.html", {"email": form.cleaned_data["email"]})
+    return render(request, "subscriptions/preferences_link.html", {"form": form}, status=400 if form.is_bound else 200)
 
 
 @never_cache
@@ -133,12 +166,7 @@ def unsubscribe(request, token):
         return render(request, "subscriptions/unsubscribe.html", {"email": subscriber.email})
     one_click = request.POST.get("List-Unsubscribe") == "One-Click"
     actions.unsubscribe(subscriber, actions.Origin.from_request(request), method="one-click" if one_click else "page")
-    # 200, never a redirect: mailbox providers do not follow them on one-click POSTs.
-    return render(
-        request,
-        "subscriptions/unsubscribed.html",
-        {
-            "email": subscriber.email,
-            "preferences_url": reverse("subscriptions:preferences", args=[tokens.make_token(subscriber, tokens.PREFERENCES)]),
-        },
-    )
+    # 200, never a redirect: mailbox providers do not follow them on one-click POSTs. No
+    # preferences link: unsubscribe links never expire and survive "Revoke preference links",
+    # so the way back is a link emailed to the address itself.
+    return render(request, "subscriptions/unsubscribed.html", {"email": subscriber.email})

@@ -7,11 +7,16 @@ a form body (multipart/form-data or urlencoded, both accepted by Mailgun) with `
 appears). Each recipient of an accepted call gets their own message: `%recipient.<name>%`
 is substituted from their variables in the subject, bodies and headers, and the result is
 kept in `accepted` for assertions (or only counted, with `keep_messages=False`, for load).
+Mailgun's documentation does not say whether `%RECIPIENT.NAME%` matches `%recipient.name%`,
+so the fake assumes the worse for us: names match whatever their case.
 
 Scripted answers (`fail_next`): 429 with Retry-After, 500, a time-out after accepting (the
 call is recorded as accepted, then the answer comes too late), and 400 refusing named
 recipients. `refuse` lists addresses refused whenever they appear (as Mailgun does for an
 address it considers invalid).
+
+`FakeSendGrid` answers SendGrid's v3 mail/send the same way (JSON, one personalization per
+recipient, legacy `substitutions`), with the same server, scripting and bookkeeping.
 """
 
 import json
@@ -26,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl
 
 MAX_RECIPIENTS = 1000
-_RECIPIENT_FIELD = re.compile(r"%recipient\.([^%]+)%")
+_RECIPIENT_FIELD = re.compile(r"%recipient\.([^%]+)%", re.IGNORECASE)
 
 
 @dataclass
@@ -134,12 +139,13 @@ class FakeMailgun:
                 status, payload, headers, hang = fake._handle(self.path, self.headers, body)
                 if hang:
                     time.sleep(hang)
-                data = json.dumps(payload).encode()
+                data = b"" if payload is None else json.dumps(payload).encode()
                 try:
                     self.send_response(status)
                     for name, value in headers.items():
                         self.send_header(name, value)
-                    self.send_header("Content-Type", "application/json")
+                    if payload is not None:
+                        self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
                     self.wfile.write(data)
@@ -204,10 +210,10 @@ class FakeMailgun:
         if self.keep_messages:
             header_fields = {name[2:]: values[-1] for name, values in form.items() if name.startswith("h:")}
             for address in form["to"]:
-                own = variables.get(parseaddr(address)[1], {})
+                own = {name.lower(): value for name, value in variables.get(parseaddr(address)[1], {}).items()}
 
                 def fill(text, own=own):
-                    return _RECIPIENT_FIELD.sub(lambda m: str(own.get(m.group(1), "")), text)
+                    return _RECIPIENT_FIELD.sub(lambda m: str(own.get(m.group(1).lower(), "")), text)
 
                 delivered.append(
                     Delivered(
@@ -286,4 +292,109 @@ def _check_payload(form: dict) -> str:
             return f"recipient-variables has no entry for {missing[0]}"
     elif uses_variables:
         return "%recipient.*% used without recipient-variables"
+    return ""
+
+
+class FakeSendGrid(FakeMailgun):
+    """SendGrid's v3 send API (POST /v3/mail/send) for Anymail's SendGrid backend: bearer
+    auth, a JSON body with one personalization per recipient (at most 1,000), each with its
+    own `substitutions` and `headers`; answers 202 with an empty body. Each key of a
+    recipient's substitutions is replaced in the subject and the contents (SendGrid's docs:
+    "Substitution tags will work in the Subject line, body of the email"), whatever its case
+    (the docs do not say matching is case-sensitive). Scripted answers: 429 and 500."""
+
+    def __init__(self, api_key="SG.fake-sendgrid-key", keep_messages=True):
+        super().__init__(api_key=api_key, keep_messages=keep_messages)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v3/"
+
+    def env(self) -> dict:
+        return {"EMAIL_PROVIDER": "sendgrid", "SENDGRID_API_KEY": self.api_key, "SENDGRID_API_URL": self.api_url}
+
+    def _handle(self, path, headers, body):
+        if headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            return 401, {"errors": [{"message": "The provided authorization grant is invalid, expired, or revoked"}]}, {}, 0
+        if path.rstrip("/") != "/v3/mail/send":
+            return 404, {"errors": [{"message": "Not Found"}]}, {}, 0
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return 400, {"errors": [{"message": "Bad Request"}]}, {}, 0
+        personalizations = data.get("personalizations") or []
+        to = [r.get("email", "") for p in personalizations for r in p.get("to", [])]
+        with self._lock:
+            call = Call(number=len(self.calls) + 1, answer=202, recipients=to)
+            self.calls.append(call)
+            planned = self._script.popleft() if self._script else None
+        problem = _check_sendgrid_payload(data)
+        if problem:
+            call.answer, call.error = 400, problem
+            return 400, {"errors": [{"message": problem}]}, {}, 0
+        if planned and planned[0] == "429":
+            call.answer = 429
+            return 429, {"errors": [{"message": "too many requests"}]}, {"Retry-After": str(planned[1])}, 0
+        if planned and planned[0] == "500":
+            call.answer = 500
+            return 500, {"errors": [{"message": "internal error"}]}, {}, 0
+        message_id = f"fake{call.number}{id(call):x}"
+        delivered = []
+        if self.keep_messages:
+            contents = {c["type"]: c["value"] for c in data["content"]}
+            for personalization in personalizations:
+                fill = _substituter(personalization.get("substitutions") or {})
+                delivered.append(
+                    Delivered(
+                        to=personalization["to"][0]["email"],
+                        subject=fill(personalization.get("subject") or data["subject"]),
+                        text=fill(contents.get("text/plain", "")),
+                        html=fill(contents.get("text/html", "")),
+                        headers={**data.get("headers", {}), **personalization.get("headers", {})},
+                        message_id=message_id,
+                        call=call.number,
+                    )
+                )
+        with self._lock:
+            call.accepted = True
+            self.accepted.extend(delivered)
+            self.accepted_count += len(to)
+        return 202, None, {"X-Message-Id": message_id}, 0
+
+
+def _substituter(substitutions: dict):
+    if not substitutions:
+        return lambda text: text
+    values = {key.lower(): value for key, value in substitutions.items()}
+    keys = re.compile("|".join(re.escape(k) for k in sorted(substitutions, key=len, reverse=True)), re.IGNORECASE)
+    return lambda text: keys.sub(lambda m: values[m.group(0).lower()], text)
+
+
+def _check_sendgrid_payload(data) -> str:
+    """The checks SendGrid makes before accepting (messages shortened from SendGrid's)."""
+    if not isinstance(data, dict):
+        return "Bad Request"
+    personalizations = data.get("personalizations")
+    if not isinstance(personalizations, list) or not 1 <= len(personalizations) <= MAX_RECIPIENTS:
+        return "The personalizations field is required and must have at least one personalization."
+    if not (data.get("from") or {}).get("email"):
+        return "The from object must be provided for every email send."
+    for personalization in personalizations:
+        if not personalization.get("to") or not all("@" in (r.get("email") or "") for r in personalization["to"]):
+            return "Each personalization needs a 'to' with a valid email address."
+        if not (personalization.get("subject") or data.get("subject")):
+            return "The subject is required."
+        substitutions = personalization.get("substitutions") or {}
+        if not all(isinstance(v, str) for v in substitutions.values()):
+            return "Substitutions must be strings."
+        if len(json.dumps(substitutions).encode()) > 50_000:
+            return "Substitutions are limited to 50,000 bytes per personalization block."
+    content = data.get("content") or []
+    if not content or any(not c.get("value") for c in content):
+        return "The content value must be a string at least one character in length."
+    if content[0].get("type") != "text/plain" and any(c.get("type") == "text/plain" for c in content):
+        return "If present, text/plain must be first."
+    for name, value in (data.get("headers") or {}).items():
+        if "\r" in value or "\n" in value:
+            return f"Invalid header value for {name}"
     return ""

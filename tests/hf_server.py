@@ -57,7 +57,7 @@ class Request:
 
 
 class HFServer:
-    def __init__(self):
+    def __init__(self, host: str = "127.0.0.1"):
         self.routes: dict[str, list] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -104,7 +104,8 @@ class HFServer:
                 elif reply.status != 304:
                     self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        # Another loopback address (127.0.0.2) is another host, e.g. a redirect target.
+        self.httpd = ThreadingHTTPServer((host, 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 

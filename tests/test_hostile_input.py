@@ -7,7 +7,9 @@ from django.test import Client
 from chaos import hostile_cases
 from chaos.hostile_cases import Response, World
 
-pytestmark = pytest.mark.django_db
+# Each request commits for real, as on the server, so the emails it queues go out before the
+# case looks (some cases count what was mailed).
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class TestClientHTTP:
@@ -25,6 +27,12 @@ class TestClientHTTP:
             kwargs["content_type"] = content_type
         response = getattr(client, method.lower())(path, **kwargs)
         return Response(response.status_code, response.content.decode(errors="replace"), dict(response.headers))
+
+    def mail_to(self, address: str) -> list[str]:
+        """The text of every email sent to `address` (tasks run eagerly: all are sent by now)."""
+        from django.core import mail
+
+        return [m.body for m in mail.outbox if address.lower() in (a.lower() for a in m.to)]
 
 
 @pytest.fixture

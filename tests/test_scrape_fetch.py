@@ -1,17 +1,20 @@
 """The real fetching code against a real HTTP server on 127.0.0.1: 200, 304 with ETag, 429 with
 Retry-After, 500 then 200, read timeouts, oversize bodies, robots.txt, the cards fallback, a page
-with neither props nor cards, truncated JSON, and each real fixture checked paper by paper."""
+with neither props nor cards, truncated JSON, each real fixture checked paper by paper, and
+redirects (only to allowed hosts, each after its own robots.txt; https when required) with
+errors and alerts that never quote a response."""
 
 import re
 
 import pytest
 from django.core import mail
+from django.core.cache import cache
 
 from newsletter.models import Paper, PaperRank, ScrapeRun
 from newsletter.scraping import store
 from newsletter.scraping.run import scrape_url
 
-from .hf_server import API_FILES, SAMPLE_PAGE, Reply, closed_port_url, fixture_bytes, fixture_items
+from .hf_server import ALLOW_ALL_ROBOTS, API_FILES, SAMPLE_PAGE, HFServer, Reply, closed_port_url, fixture_bytes, fixture_items
 from .test_scrape_parse import SAMPLE_ITEMS, expected, page_without_cards, page_without_props
 
 pytestmark = pytest.mark.django_db
@@ -245,3 +248,84 @@ def test_missing_robots_txt_allows(scrape_settings, hf_server):
     hf_server.route("/robots.txt", Reply(status=404))
     hf_server.route(TRENDING, Reply.html(fixture_bytes(SAMPLE_PAGE)))
     assert scrape_url().status == ScrapeRun.Status.OK
+
+
+# --- redirects, and what errors may quote (issue 8, finding 12) ------------------------------
+
+SECRET = "SECRET-FROM-A-RESPONSE-BODY"
+LEAKY_PAGE = f'<html><body><article><h3><a href="/papers/{SECRET}">{SECRET}</a></h3><div>7</div></article></body></html>'
+
+
+@pytest.fixture
+def other_host():
+    """A second site on another loopback address: another host to the scraper."""
+    server = HFServer(host="127.0.0.2").start()
+    yield server
+    server.stop()
+
+
+def test_a_redirect_to_another_host_is_not_followed(scrape_settings, hf_server, other_host):
+    good, before = load_yesterday(hf_server)
+    target = "/papers/trending?via=redirect"
+    hf_server.route(TRENDING, Reply(status=302, headers={"Location": other_host.url(target)}))
+    other_host.route(target, Reply.html(LEAKY_PAGE))
+    run = scrape_url()
+    assert_failed_and_nothing_lost(run, good, before, r"redirected to 127\.0\.0\.2, a host not in SCRAPE_ALLOWED_HOSTS")
+    assert other_host.requests == []  # neither its robots.txt nor the page
+    [alert] = mail.outbox
+    assert "127.0.0.2" in alert.body
+    assert SECRET not in run.error and SECRET not in alert.body
+
+
+def test_an_allowed_other_host_is_fetched_only_as_its_own_robots_txt_allows(scrape_settings, hf_server, other_host):
+    scrape_settings.SCRAPE_ALLOWED_HOSTS = ["127.0.0.1", "127.0.0.2"]
+    hf_server.route(TRENDING, Reply(status=301, headers={"Location": other_host.url("/mirror/trending")}))
+    other_host.route("/robots.txt", Reply(body="User-agent: *\nDisallow: /mirror/\n", content_type="text/plain"))
+    other_host.route("/mirror/trending", Reply.html(fixture_bytes(SAMPLE_PAGE)))
+    refused = scrape_url()
+    assert refused.status == ScrapeRun.Status.FAILED
+    assert f"robots.txt of {other_host.url('')} does not allow" in refused.error
+    assert len(other_host.hits("/robots.txt")) == 1 and other_host.hits("/mirror/trending") == []
+
+    cache.clear()  # the cached robots.txt
+    other_host.route("/robots.txt", Reply(body=ALLOW_ALL_ROBOTS, content_type="text/plain"))
+    run = scrape_url()
+    assert run.status == ScrapeRun.Status.OK, run.error
+    assert run.papers_found == 17 and len(other_host.hits("/mirror/trending")) == 1
+
+
+def test_too_many_redirects_on_the_allowed_host(scrape_settings, hf_server):
+    hf_server.route(TRENDING, Reply(status=302, headers={"Location": hf_server.url(TRENDING)}))
+    run = scrape_url()
+    assert run.status == ScrapeRun.Status.FAILED
+    assert "more than 5 redirects" in run.error
+    assert len(hf_server.hits(TRENDING)) == 6
+
+
+def test_only_https_when_required(scrape_settings, hf_server, tmp_path):
+    from .test_deploy_files import GOOD_KEY, run_production_settings
+
+    scrape_settings.SCRAPE_REQUIRE_HTTPS = True
+    hf_server.route(TRENDING, Reply.html(fixture_bytes(SAMPLE_PAGE)))
+    run = scrape_url()
+    assert run.status == ScrapeRun.Status.FAILED
+    assert "only https URLs are fetched" in run.error
+    assert hf_server.requests == []
+    # Production settings require it; development and tests (plain-HTTP fakes) do not.
+    production = run_production_settings(
+        tmp_path, "import django; django.setup(); from django.conf import settings; print(settings.SCRAPE_REQUIRE_HTTPS)",
+        SECRET_KEY=GOOD_KEY,
+    )
+    assert production.stdout.strip().splitlines()[-1] == "True", production.stderr
+
+
+def test_errors_and_alerts_quote_no_response_body(scrape_settings, hf_server):
+    hf_server.route(TRENDING, Reply.html(LEAKY_PAGE))
+    run = scrape_url()
+    assert run.status == ScrapeRun.Status.FAILED and "no valid paper" in run.error
+    hf_server.route(TRENDING, Reply(status=503, body=SECRET))
+    down = scrape_url()
+    assert down.status == ScrapeRun.Status.FAILED and "answered HTTP 503" in down.error
+    assert len(mail.outbox) == 2
+    for text in (run.error, down.error, *(m.body for m in mail.outbox), *(m.subject for m in mail.outbox)):
+        assert SECRET not in text, text

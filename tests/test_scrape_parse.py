@@ -151,7 +151,7 @@ def test_bad_records_are_skipped_with_a_warning_naming_them():
     result = parse_api(fixture_bytes(HOSTILE_API))
     assert [p.arxiv_id for p in result.papers] == ["2609.00001", "2609.00002"]
     assert result.skipped == 3
-    assert "record 3: arXiv id 'not-an-id' is not valid" in result.warnings
+    assert "record 3: the arXiv id is not valid" in result.warnings
     assert "record 4: 2609.00004: no upvote count" in result.warnings
     assert "record 5: 2609.00005: empty title" in result.warnings
 
@@ -275,3 +275,131 @@ def test_mutated_pages_give_papers_or_scrape_error(edits, truncate):
         html = html[: edits[0][0]]
     parse_or_scrape_error(html, "text/html")
     parse_or_scrape_error(html.encode("utf-8", "surrogatepass"))
+
+
+# --- merge syntax and links (issue 8, finding 1) ------------------------------------------
+# What the batch providers substitute per recipient: Mailgun %recipient.KEY% and its own
+# %recipient_email% / %unsubscribe_url% variables, SendGrid substitution keys (-key- in its
+# docs) and {{ }} handlebars. Their documentation does not say matching is case-sensitive.
+
+FORGERIES = [
+    "%recipient.preferences_url%",
+    "%RECIPIENT.PREFERENCES_URL%",
+    "%Recipient.h:List-Unsubscribe%",
+    "%recipient_email%",
+    "%UNSUBSCRIBE_URL%",
+    "-unsubscribe_url-",
+    "-VIEW_URL-",
+    "{{preferences_url}}",
+    "{{ PREFERENCES_URL }}",
+]
+
+
+def item_with(**paper_fields):
+    item = json.loads(json.dumps(fixture_items(SAMPLE_ITEMS)[0]))
+    item["paper"].update(paper_fields)
+    return item
+
+
+def parsed_fields(**paper_fields):
+    [paper] = parse_api(json.dumps([item_with(**paper_fields)])).papers
+    return paper.fields
+
+
+@pytest.mark.parametrize(
+    "value, stored",
+    [
+        ("https://github.com/MiniMax-AI/MiniMax-M1", "https://github.com/MiniMax-AI/MiniMax-M1"),
+        ("http://github.com/owner/repo", "https://github.com/owner/repo"),
+        ("https://www.github.com/owner/repo.name/", "https://github.com/owner/repo.name"),
+        ("https://github.com/owner/repo.git", "https://github.com/owner/repo"),
+        ("https://github.com/owner/repo/tree/main/src#readme", "https://github.com/owner/repo"),
+        ("https://attacker.example/collect?p=%recipient.preferences_url%", ""),
+        ("https://attacker.example/owner/repo", ""),
+        ("https://gitlab.com/owner/repo", ""),
+        ("https://github.com.attacker.example/owner/repo", ""),
+        ("https://gist.github.com/owner/0123abcd", ""),
+        ("https://user:secret@github.com/owner/repo", ""),
+        ("https://github.com:8443/owner/repo", ""),
+        ("https://github.com/owner", ""),
+        ("https://github.com/owner/repo?next=%RECIPIENT.UNSUBSCRIBE_URL%", ""),
+        ("https://github.com/owner/-preferences_url-", ""),
+        ("https://github.com/{{preferences_url}}/repo", ""),
+        ("https://github.com/-owner/repo", ""),
+        ("https://github.com/owner/..", ""),
+        ("javascript:alert(1)//https://github.com/x/y", ""),
+        ("ftp://github.com/owner/repo", ""),
+    ],
+)
+def test_github_link_only_as_a_repository_on_github(value, stored):
+    assert parsed_fields(githubRepo=value)["github_repo"] == stored
+
+
+@pytest.mark.parametrize(
+    "value, stored",
+    [
+        ("https://bridgevla.github.io/", "https://bridgevla.github.io/"),
+        ("https://doi.org/10.5334/tismir.333", "https://doi.org/10.5334/tismir.333"),
+        ("https://example.org/a%20b", "https://example.org/a%20b"),
+        ("http://example.org/", ""),
+        ("https://user@example.org/", ""),
+        ("https://user:pw@example.org/", ""),
+        ("javascript:alert(1)", ""),
+        ("data:text/html,hi", ""),
+        ("https://attacker.example/c?p=%recipient.preferences_url%", ""),
+        ("https://attacker.example/c?p=%RECIPIENT.PREFERENCES_URL%", ""),
+        ("https://attacker.example/%recipient_email%", ""),
+        ("https://attacker.example/c?u={{unsubscribe_url}}", ""),
+        ("https://attacker.example/c-view_url-", ""),
+    ],
+)
+def test_project_page_and_thumbnail_only_as_plain_https_urls(value, stored):
+    fields = parsed_fields(projectPage=value)
+    assert fields["project_page"] == stored
+    item = item_with()
+    item["thumbnail"] = value
+    [paper] = parse_api(json.dumps([item])).papers
+    assert paper.fields["thumbnail"] == stored
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+def test_scraped_text_keeps_no_merge_syntax(forgery):
+    fields = parsed_fields(
+        title=f"Agents {forgery} at scale", summary=f"An abstract {forgery}.", ai_summary=f"Summary {forgery}",
+        ai_keywords=[f"kw {forgery}"], authors=[{"name": f"Ada {forgery}"}], organization=f"Lab {forgery}",
+    )
+    texts = [fields["title"], fields["abstract"], fields["ai_summary"], *fields["ai_keywords"], *fields["authors"],
+             fields["organization"]]
+    for text in texts:
+        # The reader sees the same characters (a zero-width space is invisible) ...
+        assert forgery in text.replace("\u200b", "")
+        # ... but no provider finds a tag in them, whatever the case.
+        assert not re.search(r"%recipient|%unsubscribe_url%|-(unsubscribe|view)_url-|\{\{", text, re.I), text
+
+
+def test_warnings_and_errors_quote_nothing_the_source_sent():
+    """Warnings end up in the run's error and the admins' email: they name the record (its
+    position, a valid arXiv id) but never repeat what the source wrote."""
+    secret = "SECRET-FROM-THE-BODY"
+    items = [{"paper": {"id": secret, "title": "t", "upvotes": 1}}, {"paper": {"id": "2608.00001", "title": "", "upvotes": 1}},
+             {"paper": {"id": "2608.00002", "title": "t", "upvotes": secret}}]
+    with pytest.raises(ScrapeError) as api_error:
+        parse_api(json.dumps(items))
+    cards = f'<article><h3><a href="/papers/{secret}">A title</a></h3><div>3</div></article>'
+    with pytest.raises(ScrapeError) as page_error:
+        parse_html(f"<html><body>{cards}</body></html>")
+    with pytest.raises(ScrapeError) as json_error:
+        parse_api(f'[{{"paper": {{"id": "{secret}"')
+    for message in (str(api_error.value), str(page_error.value), str(json_error.value)):
+        assert secret not in message and "SECRET" not in message.upper(), message
+    assert "record 1: the arXiv id is not valid" in str(api_error.value)
+    assert "card 1: the link is not a paper link" in str(page_error.value)
+
+
+def test_ordinary_text_and_links_are_left_alone():
+    fields = parsed_fields(title="Up-to-date agents: 50% fewer steps, {a} and {b}", githubRepo="https://github.com/o/up-to-date-agents",
+                           projectPage="https://example.org/caf%C3%A9-up-to-date/")
+    assert fields["title"] == "Up-to-date agents: 50% fewer steps, {a} and {b}"
+    assert fields["github_repo"] == "https://github.com/o/up-to-date-agents"
+    # A percent-encoded letter reads like the start of a tag: such a project page is dropped.
+    assert fields["project_page"] == ""

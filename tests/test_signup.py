@@ -116,6 +116,17 @@ def test_email_unique_case_insensitively(client, topics, django_capture_on_commi
         ("a@b.c\nBcc: x@y.z", "does not look like an email address"),
         ("x" * 10_000 + "@example.org", "too long"),
         ("<script>alert(1)</script>@example.org", "does not look like an email address"),
+        # Issue 8: a quoted local part holding a comma is one valid RFC 5322 address, but a
+        # tool that splits recipient lists at commas reads two, one of them the victim's.
+        ('"victim@target.org,x"@attacker.example', "does not look like an email address"),
+        ('"victim@target.org"@attacker.example', "does not look like an email address"),
+        ('"a b"@example.org', "does not look like an email address"),
+        ("victim@target.org,x@attacker.example", "does not look like an email address"),
+        ("Victim <victim@target.org>", "does not look like an email address"),
+        ("a<b>@example.org", "does not look like an email address"),
+        ("j\u00f6rg@example.org", "does not look like an email address"),
+        ("\u017fam@example.org", "does not look like an email address"),  # long s, which folds to "s"
+        ("x" * 65 + "@example.org", "does not look like an email address"),  # RFC 5321: 64 at most
     ],
 )
 def test_invalid_email_gets_clear_message_and_changes_nothing(client, topics, email, message):
@@ -180,3 +191,62 @@ def test_huge_body_is_refused_without_storing(client, topics):
     response = client.post("/", {"email": "big@example.org", "topics": ["agents"], "frequency": "daily", "website": "z" * (1024 * 1024)})
     assert response.status_code == 400
     assert Subscriber.objects.count() == 0
+
+
+# --- Issue 8: what a sign-up may make us send, and what its answer tells ----------------------
+
+
+@pytest.mark.parametrize("status", [Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED])
+def test_signup_of_a_bounced_or_complained_address_sends_nothing(topics, status, django_capture_on_commit_callbacks):
+    """Issue 8 #4: no public endpoint ever emails an address the mail system suppressed."""
+    make_subscriber("hurt@example.org", status=status, topics=[topics["agents"]])
+    with django_capture_on_commit_callbacks(execute=True):
+        response = post_signup(Client(), email="hurt@example.org")
+    assert response.status_code == 200 and "Check your inbox" in response.content.decode()
+    assert mail.outbox == []
+    assert Subscriber.objects.get().status == status
+
+
+@pytest.mark.parametrize("status", [None, Subscriber.Status.PENDING, Subscriber.Status.ACTIVE, Subscriber.Status.UNSUBSCRIBED])
+def test_one_address_gets_at_most_three_emails_a_day_whatever_the_ip(topics, settings, status, django_capture_on_commit_callbacks):
+    """Issue 8 #4: 30 sign-ups of one address from 3 IPs sent 30 emails."""
+    if status:
+        make_subscriber("target@example.org", status=status, topics=[topics["agents"]])
+    for n in range(30):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = post_signup(Client(REMOTE_ADDR=f"203.0.113.{n % 3 + 1}"), email="target@example.org")
+        assert response.status_code == 200
+    assert [m.to for m in mail.outbox] == [["target@example.org"]] * 3
+    assert settings.EMAILS_PER_ADDRESS_PER_DAY == 3
+    # Another address has its own allowance.
+    with django_capture_on_commit_callbacks(execute=True):
+        post_signup(Client(REMOTE_ADDR="203.0.113.1"), email="bystander@example.org")
+    assert mail.outbox[-1].to == ["bystander@example.org"]
+
+
+def test_signup_answer_does_the_same_work_whatever_the_address(topics, celery_worker):
+    """Issue 8 #11: the answer took 3 ms longer for a new address (it was stored first).
+    Now the answer only queues the sign-up: the same SQL for every address, whatever its
+    state, and a real worker sends the right email afterwards."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_subscriber("active@example.org", topics=[topics["agents"]])
+    make_subscriber("gone@example.org", status=Subscriber.Status.UNSUBSCRIBED, topics=[topics["agents"]])
+    make_subscriber("bounced@example.org", status=Subscriber.Status.BOUNCED, topics=[topics["agents"]])
+    addresses = ["new@example.org", "active@example.org", "gone@example.org", "bounced@example.org"]
+    work = {}
+    for email in addresses:
+        with CaptureQueriesContext(connection) as queries:
+            response = post_signup(Client(), email=email)
+        assert response.status_code == 200
+        work[email] = (response.content.decode().replace(email, "EMAIL"), [q["sql"].replace(email, "EMAIL") for q in queries])
+    assert len(set(map(repr, work.values()))) == 1, work
+    assert all("INSERT" not in sql and "UPDATE" not in sql for sql in work["new@example.org"][1])
+
+    received = celery_worker.smtp_sink.wait_for(3)
+    kinds = sorted((m["envelope_to"][0], "already" if "already subscribed" in str(m["message"]["Subject"]) else "confirm")
+                   for m in received)
+    assert kinds == [("active@example.org", "already"), ("gone@example.org", "confirm"), ("new@example.org", "confirm")]
+    assert Subscriber.objects.get(email="new@example.org").status == Subscriber.Status.PENDING
+    assert Subscriber.objects.get(email="bounced@example.org").status == Subscriber.Status.BOUNCED

@@ -2,3 +2,4 @@
 
 from . import papers  # noqa: F401
 from . import digests  # noqa: F401
+from . import health  # noqa: F401

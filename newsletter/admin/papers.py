@@ -12,7 +12,7 @@ from subscriptions.admin import ReadOnlyAdminMixin
 
 class PaperTopicScoreInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = PaperTopicScore
-    fields = ["topic", "score", "matched"]
+    fields = ["topic", "score", "primary", "matched", "evidence"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -59,10 +59,8 @@ class PaperAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(ScrapeRun)
 class ScrapeRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = [
-        "started_at", "status_badge", "kind", "source", "http_status",
-        "papers_found", "papers_new", "papers_updated", "records_skipped", "short_error", "alerted_at",
-    ]
+    # Narrow enough for a 1280 px screen: the source, HTTP status and other counts are on the detail page.
+    list_display = ["started_at", "status_badge", "kind", "papers_found", "papers_new", "short_error", "alerted_at"]
     list_filter = ["status", "kind", "parser"]
     search_fields = ["source", "error"]
     date_hierarchy = "started_at"

@@ -11,4 +11,5 @@ provider has them), and record every delivery exactly once.
     providers  per-provider batch limits, merge syntax and error classification
     ratelimit  a token bucket in Redis shared by every worker
     claims     the database side of exactly-once: claims, liveness locks, recording
+    alerts     telling the admins about digests refused before sending
 """

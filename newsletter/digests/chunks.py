@@ -20,10 +20,10 @@ from newsletter.models import Delivery
 from subscriptions import actions
 from subscriptions.models import Subscriber
 
-from . import claims, selection
+from . import alerts, claims, selection
 from .links import Recipient
 from .logs import log
-from .outbox import Outbox, Outcome, SendAborted
+from .outbox import MergeKeysRefused, Outbox, Outcome, SendAborted
 from .providers import DATABASE_ERRORS, ConfigurationError
 from .ratelimit import provider_bucket
 from .rendering import renderer
@@ -191,6 +191,9 @@ class ChunkRun:
                         self._settle(aborted.done, content_id)
                         self.flush()
                         raise
+                    except MergeKeysRefused as refused:
+                        self._refuse(batch, paper_ids, refused)
+                        continue
                     self._settle(outcome, content_id)
                     # A provider call is recorded at once; single messages every `size`.
                     if outbox.capability.batch or len(self.unrecorded) >= size:
@@ -226,6 +229,17 @@ class ChunkRun:
             self._count_failures([self.subscriber_of[pk] for pk in outcome.failed])
         if outcome.refused or outcome.failed:
             log("digest.recipients_failed", refused=len(outcome.refused), failed=len(outcome.failed))
+
+    def _refuse(self, batch: list[Recipient], paper_ids, refused: MergeKeysRefused) -> None:
+        """Nothing of `batch` was sent: the content holds merge keys the templates did not put
+        there. They fail for good (the same papers would be refused on every attempt) without
+        counting against the readers; the admins are told."""
+        self.report.failed += claims.record_failed({r.delivery_id: str(refused)[:1000] for r in batch}, self.claimer)
+        self.open_ids -= {r.delivery_id for r in batch}
+        unexpected = ",".join(key if count == 1 else f"{key}*{count}" for key, count in sorted(refused.unexpected.items()))
+        log("digest.merge_keys_refused", level=40, claimer=self.claimer, deliveries=len(batch),
+            papers=",".join(map(str, paper_ids)), unexpected=unexpected[:1000])
+        alerts.merge_keys_refused(paper_ids, refused.unexpected, len(batch))
 
     @staticmethod
     def _count_failures(subscriber_ids) -> None:

@@ -84,6 +84,15 @@ class LinkMaker:
             "date": date_label(recipient.digest_date),
         }
 
+    def web_copy_values(self, recipient: Recipient) -> dict[str, str]:
+        """The values for the web copy ("view in browser"), a page that gets forwarded and
+        shared: no link in it may act for the reader. Preferences and unsubscribe lead to the
+        form that emails a preferences link to the address itself."""
+        public = f"{settings.SITE_URL}{reverse('subscriptions:email_preferences_link')}"
+        values = self.merge_values(recipient)
+        values.update(preferences_url=public, unsubscribe_url=public, view_url=f"{settings.SITE_URL}/")
+        return values
+
     @staticmethod
     def headers(merge_values: dict[str, str]) -> dict[str, str]:
         """Per-recipient headers (RFC 2369 / RFC 8058)."""

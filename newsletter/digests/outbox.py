@@ -4,7 +4,12 @@ delivery, what happened.
 
 Batch providers (Mailgun, SendGrid) get one call per slice: the digest with the provider's
 merge fields, each recipient's values as merge data and their List-Unsubscribe as a merge
-header. Every other backend gets one message per recipient. For backends that serialise the
+header. Before each such call the content is searched for merge keys in any provider's
+syntax: a key the templates did not insert (a forged copy of one of ours counts too) would be
+filled with each reader's own values wherever it sits, so the call is refused
+(MergeKeysRefused) and nothing is sent.
+
+Every other backend gets one message per recipient. For backends that serialise the
 MIME message themselves (SMTP, console, file) the message is built once per digest with
 placeholders and each recipient's copy is made by splicing their values into those bytes;
 if the encoding ever hid a placeholder (a long line forcing quoted-printable), each message is
@@ -12,6 +17,7 @@ built the ordinary way instead.
 """
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -21,6 +27,8 @@ from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
 from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
+
+from newsletter.scraped import merge_tags
 
 from . import providers
 from .links import LinkMaker, Recipient, static_headers
@@ -55,9 +63,28 @@ class SendAborted(Exception):
         self.done = done
 
 
+class MergeKeysRefused(Exception):
+    """The content of a batch call holds merge keys the templates did not put there; nothing
+    was sent. `unexpected`: each such key (lower-case) and how many times it is there."""
+
+    def __init__(self, unexpected: dict[str, int]):
+        super().__init__("merge keys the templates did not put there: " + ", ".join(sorted(unexpected)))
+        self.unexpected = unexpected
+
+
 @lru_cache(maxsize=64)
 def _provider_content(digest: RenderedDigest, field_format: str) -> tuple[str, str]:
     return digest.html.with_fields(field_format), digest.text.with_fields(field_format)
+
+
+@lru_cache(maxsize=64)
+def _unexpected_merge_keys(digest: RenderedDigest, field_format: str, headers: tuple) -> tuple[tuple[str, int], ...]:
+    """Merge keys in the digest as a provider gets it (subject, both bodies, headers) beyond
+    those the templates inserted, counted: so a forged copy of one of ours shows too."""
+    html, text = _provider_content(digest, field_format)
+    found = merge_tags(digest.subject) + merge_tags(html) + merge_tags(text) + merge_tags("\n".join(headers))
+    inserted = Counter(field_format.format(name).lower() for part in (digest.html, digest.text) for name in part.parts[1::2])
+    return tuple(sorted((found - inserted).items()))
 
 
 class Outbox:
@@ -119,7 +146,17 @@ class Outbox:
                         raise SendAborted(aborted.error, outcome) from aborted
         return outcome
 
+    def _check_merge_keys(self, digest, values) -> None:
+        """Raise MergeKeysRefused if the content, or a recipient's own values (SendGrid fills
+        keys inside filled-in values too), holds a merge key the templates did not insert."""
+        unexpected = Counter(dict(_unexpected_merge_keys(digest, self.capability.field_format, tuple(self.headers.values()))))
+        own_values = "\n".join(v for _, merge_values in values for v in [*merge_values.values(), *LinkMaker.headers(merge_values).values()])
+        unexpected.update(merge_tags(own_values))
+        if unexpected:
+            raise MergeKeysRefused(dict(unexpected))
+
     def _batch_call(self, digest, values) -> Outcome:
+        self._check_merge_keys(digest, values)
         html, text = _provider_content(digest, self.capability.field_format)
         message = AnymailMessage(
             subject=digest.subject,

@@ -3,6 +3,7 @@ subscriber (staff preview). Neither writes anything."""
 
 import zoneinfo
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -34,23 +35,57 @@ def _recipient(subscriber: Subscriber, delivery_id: int, digest_date) -> Recipie
     return Recipient(delivery_id, subscriber.pk, subscriber.email, subscriber.secret, names, digest_date)
 
 
+# The staff preview shows where each personal link goes, never a working one: anyone who may
+# view subscribers in the admin would otherwise hold every reader's preferences link.
+REDACTED = "REDACTED-IN-PREVIEW"
+PERSONAL_LINKS = ("preferences_url", "unsubscribe_url", "view_url")
+
+
+def _redact_personal_links(values: dict[str, str]) -> dict[str, str]:
+    """.../preferences/<token>/ becomes .../preferences/REDACTED-IN-PREVIEW/ (a 400 page)."""
+    redacted = dict(values)
+    for name in PERSONAL_LINKS:
+        route, _, _token = values[name].rstrip("/").rpartition("/")
+        redacted[name] = f"{route}/{REDACTED}/"
+    return redacted
+
+
 def sent_digest_html(delivery: Delivery) -> str:
-    """The HTML of a sent digest with the recipient's own links, as they received it."""
+    """The HTML of a sent digest as its recipient received it, but without their personal
+    links (the web copy: see LinkMaker.web_copy_values)."""
     paper_ids = claims.contents_papers([delivery.content_id]).get(delivery.content_id, ())
     pool = selection.pool_for_papers(delivery.kind, paper_ids)
     digest = renderer.render(paper_ids, pool, delivery.kind)
-    values = LinkMaker().merge_values(_recipient(delivery.subscriber, delivery.pk, delivery.digest_date))
+    values = LinkMaker().web_copy_values(_recipient(delivery.subscriber, delivery.pk, delivery.digest_date))
     return digest.html.fill(values)
 
 
+# A date is done once its delivery finished; a pending one may still go out with this content.
+_FINISHED = (Delivery.Status.SENT, Delivery.Status.SKIPPED, Delivery.Status.FAILED)
+
+
+def next_unsent_date(subscriber: Subscriber, now=None):
+    """The subscriber's next digest date that has not been sent: from their local today on,
+    the first day they get a digest (any day, or their weekday for weekly digests) with no
+    finished delivery."""
+    now = now or timezone.now()
+    try:
+        today = now.astimezone(zoneinfo.ZoneInfo(subscriber.timezone)).date()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        today = now.date()
+    done = set(subscriber.deliveries.filter(digest_date__gte=today, status__in=_FINISHED).values_list("digest_date", flat=True))
+    weekly = subscriber.frequency == Subscriber.Frequency.WEEKLY
+    day = today
+    while day in done or (weekly and day.weekday() != subscriber.weekday):
+        day += timedelta(days=1)
+    return day
+
+
 def next_digest(subscriber: Subscriber, now=None) -> DigestPreview:
-    """What the subscriber would get if their digest were built now (nothing is saved)."""
+    """What the subscriber would get if their next unsent digest were built now (nothing is saved)."""
     now = now or timezone.now()
     kind = subscriber.frequency
-    try:
-        local_date = now.astimezone(zoneinfo.ZoneInfo(subscriber.timezone)).date()
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        local_date = now.date()
+    local_date = next_unsent_date(subscriber, now)
     preview = DigestPreview(subscriber=subscriber, kind=kind, digest_date=local_date)
     try:
         pool = selection.paper_pool(kind, now)
@@ -65,9 +100,7 @@ def next_digest(subscriber: Subscriber, now=None) -> DigestPreview:
         preview.reason = "Nothing new matches this subscriber's topics: no email would be sent (recorded as skipped)."
         return preview
     digest = renderer.render(paper_ids, pool, kind)
-    links = LinkMaker()
-    values = links.merge_values(recipient)
-    values["view_url"] = f"{settings.SITE_URL}/"  # no delivery exists yet
+    values = _redact_personal_links(LinkMaker().merge_values(recipient))
     preview.subject = digest.subject
     preview.html, preview.text = digest.for_recipient(values)
     preview.headers = {"From": settings.DEFAULT_FROM_EMAIL, "To": subscriber.email, "Subject": digest.subject,

@@ -7,7 +7,9 @@ and topics) stays a merge field: a `MergeText` is the shared text cut at those f
 per recipient by the provider (merge data) or by us.
 
 Scraped text is escaped by Django's autoescaping in the HTML part; the text part is rendered
-with autoescaping off, so it carries no HTML entities.
+with autoescaping off, so it carries no HTML entities. Whatever the parser stored, scraped
+values pass newsletter/scraped.py's rules again here: no merge syntax in text, a GitHub link
+only to a repository on github.com.
 """
 
 import re
@@ -15,7 +17,7 @@ import secrets
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import css_inline
 from django.conf import settings
@@ -24,6 +26,7 @@ from django.utils.html import escape
 from django.utils.text import Truncator
 
 from newsletter.models import Paper
+from newsletter.scraped import github_repo_url, strip_merge_syntax
 
 from .links import MERGE_FIELDS
 
@@ -98,9 +101,8 @@ def one_line(text: str, limit: int | None = None) -> str:
 
 
 def _clean(text: str) -> str:
-    # Provider merge syntax in scraped text must stay literal: break "%recipient." with a
-    # zero-width space (invisible) so no provider substitutes it.
-    return one_line(text).replace("%recipient", "%\u200brecipient")
+    # one_line first: it drops the zero-width spaces that keep merge syntax inert.
+    return strip_merge_syntax(one_line(text))
 
 
 def _author_names(authors) -> list[str]:
@@ -110,14 +112,6 @@ def _author_names(authors) -> list[str]:
         if isinstance(name, str) and name.strip():
             names.append(_clean(name))
     return names
-
-
-def _safe_url(url: str) -> str:
-    try:
-        parts = urlsplit(url or "")
-    except ValueError:
-        return ""
-    return url if parts.scheme in ("http", "https") and parts.netloc and not any(c in url for c in "\r\n\t ") else ""
 
 
 def paper_context(paper: Paper, topic_names) -> dict:
@@ -133,7 +127,7 @@ def paper_context(paper: Paper, topic_names) -> dict:
         "upvotes": paper.upvotes,
         "summary": summary,
         "topics": [_clean(name) for name in topic_names],
-        "github_url": _safe_url(paper.github_repo),
+        "github_url": github_repo_url(paper.github_repo),
         "github_stars": paper.github_stars,
     }
 

@@ -121,13 +121,57 @@ class PaperRank(models.Model):
 
 
 class PaperTopicScore(models.Model):
+    """A row means "this paper belongs to this topic" (newsletter.topic_assignment)."""
+
     paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="topic_scores")
     topic = models.ForeignKey("subscriptions.Topic", on_delete=models.CASCADE, related_name="paper_scores")
+    # How sure the topic model is (a probability, 0-1); digests rank by it.
     score = models.FloatField()
-    # The keywords that matched, for the topic report and the "why" in emails.
+    # The topic's phrases found in the paper, strongest first: the "why" in emails and reports.
     matched = models.JSONField(default=list, blank=True)
+    # The paper's best topic (one per paper).
+    primary = models.BooleanField(default=False)
+    # The rest of the evidence: {"terms": the classifier's strongest words here,
+    # "taught": true/false where an operator marked the paper in or out, "model": trained version}.
+    evidence = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-score"]
         constraints = [models.UniqueConstraint(fields=["paper", "topic"], name="paper_topic_score_unique")]
         indexes = [models.Index(fields=["topic", "-score"])]
+
+
+class TopicExample(models.Model):
+    """An operator's "teach this topic": this paper belongs (or does not belong) to this topic.
+    It decides the paper's membership at once and is a training example for the topic model."""
+
+    topic = models.ForeignKey("subscriptions.Topic", on_delete=models.CASCADE, related_name="examples")
+    paper = models.ForeignKey(Paper, on_delete=models.CASCADE, related_name="topic_examples")
+    belongs = models.BooleanField(default=True, help_text="Unticked: the paper is an example of what the topic is not.")
+    added_by = models.CharField(max_length=150, blank=True, editable=False)
+    added_at = models.DateTimeField(default=now, editable=False)
+
+    class Meta:
+        ordering = ["topic", "-added_at"]
+        constraints = [models.UniqueConstraint(fields=["topic", "paper"], name="topic_example_once")]
+
+    def __str__(self):
+        return f"{self.paper.arxiv_id} {'in' if self.belongs else 'not in'} {self.topic}"
+
+
+class TopicClassifier(models.Model):
+    """A trained state of the topic model (newsletter.topic_model), newest version in use."""
+
+    version = models.PositiveIntegerField(unique=True)
+    trained_at = models.DateTimeField(default=now)
+    # Hash of the topics' definitions and the examples it was trained on.
+    fingerprint = models.CharField(max_length=32, db_index=True)
+    # {"seed_papers": n, "operator_examples": n, "topics": {slug: {"in": n, "out": n}}, "seconds": s, "reason": ...}
+    trained_on = models.JSONField(default=dict)
+    state = models.JSONField()
+
+    class Meta:
+        ordering = ["-version"]
+
+    def __str__(self):
+        return f"topic model v{self.version} ({self.trained_at:%Y-%m-%d %H:%M})"

@@ -1,13 +1,18 @@
 """Fetching a source politely and defensively: one requests.Session with connect/read
 timeouts, urllib3 retries (exponential backoff with jitter on connection errors, 429 and 5xx,
 honouring Retry-After), an identifying User-Agent, conditional GET, a cap on the body size
-and on the total time, and robots.txt honoured (fetched with the same session, cached)."""
+and on the total time, and robots.txt honoured (fetched with the same session, cached).
+
+Redirects are followed by hand, at most MAX_REDIRECTS of them, and only to the source's own
+host or one in SCRAPE_ALLOWED_HOSTS (https only with SCRAPE_REQUIRE_HTTPS); every host is
+asked for its own robots.txt before anything else is fetched from it. Errors name URLs, hosts
+and status codes, never what a response said."""
 
 import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
 import requests
@@ -22,6 +27,8 @@ from .errors import ScrapeError
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
 CHUNK_SIZE = 64 * 1024
 # robots.txt for a 401/403: the site refuses to say, so take it as "keep out".
 DISALLOW_ALL = "User-agent: *\nDisallow: /\n"
@@ -62,7 +69,6 @@ def build_session() -> requests.Session:
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
-    session.max_redirects = 5
     session.headers.update(
         {
             "User-Agent": settings.SCRAPE_USER_AGENT,
@@ -79,14 +85,12 @@ def fetch(url: str, *, etag: str = "", last_modified: str = "", session: request
     own_session = session is None
     session = session or build_session()
     try:
-        if not robots_allow(session, url):
-            raise ScrapeError(f"robots.txt of {origin_of(url)} does not allow fetching {url}")
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
         if last_modified:
             headers["If-Modified-Since"] = last_modified
-        response = _get(session, url, headers)
+        response = _get_following(session, url, headers, allowed_hosts(url))
         with response:
             if response.status_code == 304:
                 return FetchResult(url=response.url, status=304, body=b"", etag=etag, last_modified=last_modified)
@@ -106,6 +110,43 @@ def fetch(url: str, *, etag: str = "", last_modified: str = "", session: request
             session.close()
 
 
+def allowed_hosts(url: str) -> frozenset[str]:
+    """The hosts a fetch of `url` may reach: its own and SCRAPE_ALLOWED_HOSTS."""
+    return frozenset({(urlsplit(url).hostname or "").lower(), *(h.lower() for h in settings.SCRAPE_ALLOWED_HOSTS)})
+
+
+def _get_following(session: requests.Session, url: str, headers: dict, allowed: frozenset, obey_robots: bool = True) -> requests.Response:
+    """GET `url`, following redirects by hand: before each request, the URL must be https (if
+    required) on an allowed host, and that host's robots.txt must allow it (`obey_robots`)."""
+    target = url
+    for _ in range(MAX_REDIRECTS + 1):
+        _check_target(url, target, allowed)
+        if obey_robots and not robots_allow(session, target, allowed):
+            via = "" if target == url else " (it redirects there)"
+            raise ScrapeError(f"robots.txt of {origin_of(target)} does not allow fetching {url}{via}")
+        response = _get(session, target, headers)
+        location = response.headers.get("Location")
+        if response.status_code not in REDIRECT_STATUSES or not location:
+            return response
+        response.close()
+        target = urljoin(target, location)
+    raise ScrapeError(f"{url} answered with more than {MAX_REDIRECTS} redirects")
+
+
+def _check_target(url: str, target: str, allowed: frozenset) -> None:
+    try:
+        parts = urlsplit(target)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        raise ScrapeError(f"{url} redirected to a URL that cannot be read") from None
+    what = url if target == url else f"{url} redirected to a URL that"
+    if parts.scheme not in ("http", "https") or (settings.SCRAPE_REQUIRE_HTTPS and parts.scheme != "https"):
+        raise ScrapeError(f"{what} is not https: only https URLs are fetched" if settings.SCRAPE_REQUIRE_HTTPS
+                          else f"{what} is neither http nor https")
+    if host not in allowed:
+        raise ScrapeError(f"{url} redirected to {host[:100] or 'no host'}, a host not in SCRAPE_ALLOWED_HOSTS")
+
+
 def _get(session: requests.Session, url: str, headers: dict) -> requests.Response:
     try:
         return session.get(
@@ -113,6 +154,7 @@ def _get(session: requests.Session, url: str, headers: dict) -> requests.Respons
             headers=headers,
             timeout=(settings.SCRAPE_CONNECT_TIMEOUT, settings.SCRAPE_READ_TIMEOUT),
             stream=True,
+            allow_redirects=False,  # _get_following checks each hop first
         )
     except requests.exceptions.RetryError as exc:
         raise ScrapeError(f"{url} kept failing after {settings.SCRAPE_RETRIES} retries: {exc}") from exc
@@ -148,25 +190,26 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def robots_allow(session: requests.Session, url: str) -> bool:
+def robots_allow(session: requests.Session, url: str, allowed: frozenset) -> bool:
     """Whether robots.txt lets our User-Agent fetch `url`. The file is cached per origin for
     SCRAPE_ROBOTS_CACHE_SECONDS; a 4xx means no rules (401/403: keep out); an unreachable
-    robots.txt stops the scrape (RFC 9309: assume complete disallow)."""
+    robots.txt stops the scrape (RFC 9309: assume complete disallow). Its redirects (RFC 9309:
+    follow up to five) stay on the `allowed` hosts like any other."""
     if not settings.SCRAPE_OBEY_ROBOTS:
         return True
     robots_url = origin_of(url) + "/robots.txt"
     key = "scrape:robots:" + hashlib.sha256(robots_url.encode()).hexdigest()
     rules = cache.get(key)
     if rules is None:
-        rules = _download_robots(session, robots_url)
+        rules = _download_robots(session, robots_url, allowed)
         cache.set(key, rules, settings.SCRAPE_ROBOTS_CACHE_SECONDS)
     parser = RobotFileParser()
     parser.parse(rules.splitlines())
     return parser.can_fetch(settings.SCRAPE_USER_AGENT, url)
 
 
-def _download_robots(session: requests.Session, robots_url: str) -> str:
-    response = _get(session, robots_url, {})
+def _download_robots(session: requests.Session, robots_url: str, allowed: frozenset) -> str:
+    response = _get_following(session, robots_url, {}, allowed, obey_robots=False)
     with response:
         if response.status_code == 200:
             return read_capped(response, settings.SCRAPE_ROBOTS_MAX_BYTES).decode("utf-8", errors="replace")

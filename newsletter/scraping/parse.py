@@ -7,8 +7,11 @@ directly. Items of all three schema generations (2024: no ai_*; 2025: ai_keyword
 ai_summary and submittedOnDailyAt; 2026: organization, githubStars) share one shape:
 `{"paper": {...}, "title", "numComments", "thumbnail" | "mediaUrl", ...}`.
 
-Every record is validated; a bad one is skipped with a warning naming it. A source that
-yields no valid paper raises ScrapeError. Nothing else escapes `parse()`.
+Every record is validated; a bad one is skipped with a warning naming it (by position or
+valid arXiv id: warnings reach the run's error and the admins' email, so they never repeat
+what the source wrote). Text is stored without provider merge syntax, links only as a GitHub
+repository or a plain https URL (newsletter/scraped.py). A source that yields no valid paper
+raises ScrapeError. Nothing else escapes `parse()`.
 """
 
 import json
@@ -18,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from bs4 import BeautifulSoup
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.utils.dateparse import parse_datetime
+
+from newsletter.scraped import github_repo_url, https_url, strip_merge_syntax
 
 from .errors import ScrapeError
 
@@ -39,8 +42,6 @@ MAX_AUTHORS = 5000
 MAX_KEYWORDS = 200
 MAX_URL = 500
 MAX_ORGANIZATION = 200
-
-_validate_url = URLValidator(schemes=["http", "https"])
 
 
 class InvalidRecord(ValueError):
@@ -106,7 +107,7 @@ def parse_html(body: bytes | str) -> ParseResult:
     try:
         soup = BeautifulSoup(body, "lxml")
     except Exception as exc:  # lxml/bs4 refuse some byte soups outright; that is bad input.
-        raise ScrapeError(f"the page is not readable HTML: {exc}") from exc
+        raise ScrapeError(f"the page is not readable HTML ({type(exc).__name__})") from exc
     warnings = []
     container = soup.select_one('[data-target="DailyPapers"][data-props]')
     if container is None:
@@ -141,8 +142,10 @@ def _nothing_found(where: str, result: ParseResult) -> str:
 def _load_json(text: bytes | str, what: str):
     try:
         return json.loads(text)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd nesting
-        raise ScrapeError(f"{what} is not valid JSON: {str(exc)[:200]}") from exc
+    except json.JSONDecodeError as exc:  # its msg is the parser's own words, never the input
+        raise ScrapeError(f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from exc
+    except (ValueError, RecursionError) as exc:  # bad UTF-8, absurd nesting
+        raise ScrapeError(f"{what} is not valid JSON ({type(exc).__name__})") from exc
 
 
 # --- items (API and data-props) ------------------------------------------------------
@@ -208,7 +211,7 @@ def _fields_from_item(item: dict, paper: dict) -> dict:
         "published_at": published_at,
         "featured_at": featured_at,
         "num_comments": clean_count(item.get("numComments")) or 0,
-        "github_repo": clean_url(paper.get("githubRepo")),
+        "github_repo": clean_url(paper.get("githubRepo"), github_repo_url),
         "github_stars": clean_count(paper.get("githubStars")),
         "project_page": clean_url(paper.get("projectPage")),
         "thumbnail": clean_url(item.get("thumbnail") or item.get("mediaUrl")),
@@ -241,7 +244,7 @@ def papers_from_cards(soup: BeautifulSoup) -> ParseResult:
 def paper_from_card(article, link) -> ScrapedPaper:
     match = PAPER_HREF_RE.match(str(link.get("href", "")))
     if not match:
-        raise InvalidRecord(f"link {str(link.get('href'))[:80]!r} is not a paper link")
+        raise InvalidRecord("the link is not a paper link")
     arxiv_id = match.group(1)
     title = clean_line(link.get_text(" "), MAX_TITLE)
     if not title:
@@ -284,7 +287,7 @@ def _card_upvotes(article, link) -> int | None:
 def clean_arxiv_id(value) -> str:
     match = ARXIV_ID_RE.match(value.strip()) if isinstance(value, str) else None
     if not match:
-        raise InvalidRecord(f"arXiv id {str(value)[:40]!r} is not valid")
+        raise InvalidRecord("the arXiv id is not valid")
     return match.group(1)
 
 
@@ -297,11 +300,12 @@ def clean_text(value) -> str:
 
 
 def clean_line(value, max_length: int) -> str:
-    """Whitespace collapsed (arXiv hard-wraps titles and abstracts); over-long text refused."""
+    """Whitespace collapsed (arXiv hard-wraps titles and abstracts); over-long text refused;
+    merge syntax made inert."""
     text = WHITESPACE_RE.sub(" ", clean_text(value)).strip()
     if len(text) > max_length:
         raise InvalidRecord(f"text of {len(text)} characters, more than {max_length}")
-    return text
+    return strip_merge_syntax(text)
 
 
 def clean_count(value) -> int | None:
@@ -324,17 +328,11 @@ def clean_datetime(value) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def clean_url(value) -> str:
-    if not isinstance(value, str):
+def clean_url(value, accept=https_url) -> str:
+    """The link as `accept` takes it (a plain https URL by default), "" if it does not."""
+    if not isinstance(value, str) or len(value) > MAX_URL:
         return ""
-    value = value.strip()
-    if not value or len(value) > MAX_URL:
-        return ""
-    try:
-        _validate_url(value)
-    except ValidationError:
-        return ""
-    return value
+    return accept(value)
 
 
 def clean_authors(value) -> list[str]:

@@ -3,9 +3,11 @@ environment variables (django-environ); development.py / production.py / test.py
 change defaults and add safety checks."""
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 from newsletter.email_providers import anymail_settings_from_env, email_backend_for
 
@@ -25,8 +27,31 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 SITE_NAME = env("SITE_NAME", default="Trending Papers Digest")
 
+# Reverse proxies in front of gunicorn, each appending to X-Forwarded-For and setting
+# X-Forwarded-Proto (nginx, Caddy, a load balancer; see newsletter/client_ip.py). With 0 the
+# site is exposed directly and both headers are only the client's claims, so they are ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT is the number of proxies in front: 0 or more.")
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Content-Security-Policy (newsletter/security_headers.py). The public pages run no script and
+# load nothing from elsewhere; base.html's one <style> block needs 'unsafe-inline'.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# The admin runs its own static scripts, and its digest preview (a srcdoc frame, which
+# inherits this policy) shows the email's inline styles and remote images.
+CONTENT_SECURITY_POLICY_ADMIN = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
+    "object-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin with the operator's dashboard as its first page (newsletter/admin_site.py).
+    "newsletter.admin_site.OperatorAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -39,6 +64,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "newsletter.security_headers.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -148,6 +174,9 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # Each ESP reads its usual variables (MAILGUN_API_KEY, MAILGUN_API_URL, POSTMARK_SERVER_TOKEN,
 # ...) plus ANYMAIL_WEBHOOK_SECRET for the tracking webhooks.
 ANYMAIL = anymail_settings_from_env(env)
+# Whose tracking webhook is mounted (/anymail/<esp>/tracking/): the sending provider, or set
+# it when mail goes out through that provider's SMTP relay (EMAIL_PROVIDER=smtp).
+WEBHOOK_PROVIDER = env("WEBHOOK_PROVIDER", default=EMAIL_PROVIDER).strip().lower()
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Trending Papers <papers@localhost>")
 SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 ADMINS = [("Admin", a) for a in env.list("ADMINS", default=[])]
@@ -156,11 +185,21 @@ SENDER_POSTAL_ADDRESS = env("SENDER_POSTAL_ADDRESS", default="Trending Papers Di
 
 # --- Subscriptions ----------------------------------------------------------------------
 CONFIRMATION_LINK_MAX_AGE = env.int("CONFIRMATION_LINK_MAX_AGE", default=7 * 24 * 3600)
+# An expired confirmation link may ask for a fresh one until it is this old (seconds).
+CONFIRMATION_RESEND_MAX_AGE = env.int("CONFIRMATION_RESEND_MAX_AGE", default=30 * 24 * 3600)
+# Emails anyone can make us send to an address (confirmation, "already subscribed", a link to
+# the preferences): at most this many per address in 24 hours, whoever asks from wherever.
+EMAILS_PER_ADDRESS_PER_DAY = env.int("EMAILS_PER_ADDRESS_PER_DAY", default=3)
 # Per-IP sign-up limit (django-ratelimit syntax, counted in the cache).
 SIGNUP_RATE_LIMIT = env("SIGNUP_RATE_LIMIT", default="10/m")
 RATELIMIT_USE_CACHE = "default"
-# Behind a reverse proxy set this to HTTP_X_FORWARDED_FOR (and make the proxy overwrite it).
-RATELIMIT_IP_META_KEY = env("RATELIMIT_IP_META_KEY", default=None)
+# The limit counts the client address the consent log records (TRUSTED_PROXY_COUNT above).
+RATELIMIT_IP_META_KEY = "newsletter.client_ip.ratelimit_ip"
+if env("RATELIMIT_IP_META_KEY", default="") not in ("", "REMOTE_ADDR", RATELIMIT_IP_META_KEY):
+    # HTTP_X_FORWARDED_FOR made `a, b` or a missing header a 500 and let clients pick their address.
+    raise ImproperlyConfigured(
+        "RATELIMIT_IP_META_KEY is replaced by TRUSTED_PROXY_COUNT, the number of reverse proxies in front (see .env.example)."
+    )
 
 # --- Digests ---------------------------------------------------------------------------
 # Papers come only from a recent successful scrape, and never while the newest run failed.
@@ -190,6 +229,8 @@ DIGEST_SOFT_BOUNCE_LIMIT = env.int("DIGEST_SOFT_BOUNCE_LIMIT", default=3)
 LIST_UNSUBSCRIBE_MAILTO = env("LIST_UNSUBSCRIBE_MAILTO", default="")
 # RFC 2919 list identifier; default "<site name> <digest.<site host>>".
 DIGEST_LIST_ID = env("DIGEST_LIST_ID", default="")
+# "View in browser" links work for this many seconds after the digest was sent.
+DIGEST_VIEW_LINK_MAX_AGE = env.int("DIGEST_VIEW_LINK_MAX_AGE", default=30 * 24 * 3600)
 CELERY_BEAT_SCHEDULE["dispatch-digests"] = {
     "task": "newsletter.tasks.digests.dispatch_digests",
     "schedule": crontab(minute="*/15"),
@@ -221,6 +262,11 @@ SCRAPE_MAX_BYTES = env.int("SCRAPE_MAX_BYTES", default=20 * 1024 * 1024)
 SCRAPE_OBEY_ROBOTS = env.bool("SCRAPE_OBEY_ROBOTS", default=True)
 SCRAPE_ROBOTS_CACHE_SECONDS = env.int("SCRAPE_ROBOTS_CACHE_SECONDS", default=24 * 3600)
 SCRAPE_ROBOTS_MAX_BYTES = env.int("SCRAPE_ROBOTS_MAX_BYTES", default=512 * 1024)
+# Hosts a redirect may lead the scraper to (exact names); the host of the URL being scraped
+# always may. Each host's own robots.txt is honoured.
+SCRAPE_ALLOWED_HOSTS = env.list("SCRAPE_ALLOWED_HOSTS", default=[urlsplit(SCRAPE_SOURCE_URL).hostname or ""])
+# Fetch https URLs only, redirects included (on in production).
+SCRAPE_REQUIRE_HTTPS = env.bool("SCRAPE_REQUIRE_HTTPS", default=False)
 # A run finding fewer papers than this share of the last good run of its kind fails.
 SCRAPE_MIN_PAPERS_RATIO = env.float("SCRAPE_MIN_PAPERS_RATIO", default=0.5)
 # The Redis lock that keeps two beats or workers from scraping at once expires after this.
@@ -242,18 +288,48 @@ CELERY_BEAT_SCHEDULE["scrape-papers-retry"] = {
 # A paper belongs to a topic when its keyword score reaches this (see newsletter/topics.py).
 TOPIC_MIN_SCORE = env.float("TOPIC_MIN_SCORE", default=3.0)
 
+# --- Deliverability health (newsletter/health.py) ------------------------------------------
+# ADMINS get one email a day while the 7-day complaint rate or bounce rate is above these, or
+# while no scrape has succeeded for this many hours. Checked by beat every hour.
+HEALTH_COMPLAINT_RATE_MAX = env.float("HEALTH_COMPLAINT_RATE_MAX", default=0.001)
+HEALTH_BOUNCE_RATE_MAX = env.float("HEALTH_BOUNCE_RATE_MAX", default=0.02)
+HEALTH_SCRAPE_MAX_AGE_HOURS = env.int("HEALTH_SCRAPE_MAX_AGE_HOURS", default=36)
+CELERY_BEAT_SCHEDULE["check-deliverability"] = {
+    "task": "newsletter.tasks.health.check_deliverability",
+    "schedule": crontab(minute=20),
+}
+# The dashboard's cached counts are refreshed in the background (newsletter/dashboard/rollups.py).
+CELERY_BEAT_SCHEDULE["refresh-dashboard"] = {
+    "task": "newsletter.tasks.dashboard.refresh_dashboard",
+    "schedule": crontab(minute="*/10"),
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "once_an_hour": {"()": "newsletter.log_filters.OncePerInterval", "seconds": 3600},
+        # Django logs request paths ("Forbidden (CSRF cookie not set.): /preferences/<token>/"):
+        # a log reader must not get working links.
+        "redact_tokens": {"()": "subscriptions.token_redaction.RedactTokens"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        "mail_admins": {"class": "django.utils.log.AdminEmailHandler", "level": "ERROR"},
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]},
+        "mail_admins": {"class": "django.utils.log.AdminEmailHandler", "level": "ERROR", "filters": ["redact_tokens"]},
+        "mail_admins_hourly": {
+            "class": "django.utils.log.AdminEmailHandler", "level": "ERROR", "filters": ["once_an_hour", "redact_tokens"],
+        },
     },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.request": {"handlers": ["console", "mail_admins"], "level": "ERROR", "propagate": False},
+        # Anyone can make these log an error (a wrong webhook password, an oversized form): each
+        # is logged, at most one an hour per kind is mailed (a wrong secret of ours loses bounces).
+        "django.security": {"handlers": ["console", "mail_admins_hourly"], "propagate": False},
+        # Scanners send forged Host headers all day and there is nothing to do about it: log only.
+        "django.security.DisallowedHost": {"handlers": ["console"], "propagate": False},
     },
 }

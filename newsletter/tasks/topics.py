@@ -1,20 +1,25 @@
-"""Recomputing a topic's paper scores after its keywords changed (queued by newsletter.signals)."""
+"""Training the topic model again when topics or "teach this topic" examples change (queued by
+newsletter.signals once the change is committed), then assigning every stored paper again."""
 
 from celery import shared_task
 from celery.utils.log import get_task_logger
 
-from newsletter import topics
+from newsletter import topic_assignment, topic_model
 
 logger = get_task_logger(__name__)
 
 
 @shared_task(acks_late=True)
-def rescore_topic(topic_id: int) -> int:
-    from subscriptions.models import Topic
-
-    topic = Topic.objects.filter(pk=topic_id).first()
-    if topic is None:
-        return 0
-    stored = topics.rescore_topic(topic)
-    logger.info("topic %s rescored: %s paper(s) match", topic.slug, stored)
-    return stored
+def retrain_topic_model(reason: str = "") -> dict:
+    """Train unless the newest trained version already matches the current topics and examples
+    (several changes in a row queue several tasks; the first one does the work), then rescore."""
+    newest = topic_assignment.TopicClassifier.objects.order_by("-version").first()
+    current = topic_model.fingerprint(topic_assignment.active_topics(), topic_assignment.training_examples())
+    if newest is None or newest.fingerprint != current:
+        newest = topic_assignment.retrain(reason=reason)
+        retrained = True
+    else:
+        retrained = False
+    stored = topic_assignment.rescore_all()
+    logger.info("topic model v%s (%s): %s paper-topic rows", newest.version, "retrained" if retrained else "unchanged", stored)
+    return {"version": newest.version, "retrained": retrained, "rows": stored}
