@@ -5,7 +5,7 @@
 Uses its own database (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/nl_dashboard_bench:
 created, migrated and seeded on the first run or with --reseed, kept otherwise) and Redis
 database (REDIS_URL, default redis://127.0.0.1:6379/11, flushed). The seed is
-tests/dashboard_data.py (INSERT ... SELECT generate_series): 120 days of sign-ups,
+tests/support/dashboard_data.py (INSERT ... SELECT generate_series): 120 days of sign-ups,
 confirmations, unsubscribes, bounces, complaints, scrapes and digests.
 
 Then, through Django's test client as a logged-in superuser, it loads /admin/: once with an
@@ -23,10 +23,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/nl_dashboard_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/11")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter.settings.test")
+
+from tests.support.databases import create_database, database_exists, default_services  # noqa: E402
+
+default_services("nl_dashboard_bench", redis_db=11)
 TARGET_MS = 300
 
 
@@ -34,28 +34,11 @@ def database_name() -> str:
     return os.environ["DATABASE_URL"].rsplit("/", 1)[1]
 
 
-def recreate_database() -> None:
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{database_name()}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{database_name()}"')
-
-
-def database_exists() -> bool:
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        return bool(conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database_name()]).fetchone())
-
-
 def seed(subscribers: int, deliveries: int) -> None:
     from django.core.management import call_command
     from django.db import connection
 
-    import dashboard_data
+    from tests.support import dashboard_data
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
@@ -121,9 +104,9 @@ def main():
     parser.add_argument("--reseed", action="store_true", help="drop the bench database and seed it again")
     args = parser.parse_args()
 
-    fresh = args.reseed or not database_exists()
+    fresh = args.reseed or not database_exists(os.environ["DATABASE_URL"])
     if fresh:
-        recreate_database()
+        create_database(os.environ["DATABASE_URL"])
     import django
 
     django.setup()

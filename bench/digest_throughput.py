@@ -10,7 +10,7 @@ choices, then measures:
 
 1. The batch provider path: the dispatcher (in this process) queues every subscriber's
    digest; real Celery workers choose, render and send them through Anymail's Mailgun backend
-   to the fake Mailgun (tests/fake_provider.py, strict checks, messages counted not kept).
+   to the fake Mailgun (tests/support/fake_providers.py, strict checks, messages counted not kept).
    Emails per second from the dispatcher's start to the last recorded send; peak RSS of every
    process; SQL queries per 1,000 subscribers (workers and dispatcher, counted by a
    connection wrapper).
@@ -31,9 +31,7 @@ import os
 import random
 import resource
 import secrets
-import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import time
@@ -42,12 +40,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+
+from tests.support.dashboard_data import POPULARITY  # noqa: E402
+from tests.support.databases import create_database  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
+from tests.support.processes import PYTHON, CeleryWorker  # noqa: E402
 
 BENCH_ENV = {
     "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/nl_bench",
     "REDIS_URL": "redis://127.0.0.1:6379/12",
-    "DJANGO_SETTINGS_MODULE": "newsletter.settings.production",
+    "DJANGO_SETTINGS_MODULE": "tests.support.tuned_settings",  # production, DIGEST_REQUEUE_AFTER below
     "SITE_URL": "https://papers.example.org",
     "ALLOWED_HOSTS": "papers.example.org",
     "DEBUG": "0",
@@ -61,12 +63,6 @@ for _name, _value in BENCH_ENV.items():
     os.environ.setdefault(_name, _value)
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(48))
 QUERY_COUNTER = "bench:digest:queries"
-# Topic popularity for the simulated sign-ups (shipped slugs, most chosen first).
-POPULARITY = [
-    "llm-reasoning", "agents", "multimodal", "nlp-foundations", "code", "reinforcement-learning",
-    "efficiency", "image-generation", "retrieval-rag", "alignment-safety", "video-generation",
-    "evaluation", "robotics", "vision-3d", "speech-audio", "science-medicine", "continual-learning", "education",
-]
 
 
 # --- the worker process (this file runs itself as `_worker`) ---------------------------------
@@ -78,7 +74,7 @@ def run_worker(argv):
 
     django.setup()
     import redis
-    from celery.signals import task_postrun
+    from celery.signals import task_postrun, worker_ready
     from django.conf import settings
     from django.db.backends.signals import connection_created
 
@@ -101,6 +97,8 @@ def run_worker(argv):
         counted["n"] = 0
 
     task_postrun.connect(flush, weak=False)
+    # Celery logs its "ready." at INFO only; CeleryWorker waits for it at any log level.
+    worker_ready.connect(lambda **kwargs: print("ready.", flush=True), weak=False)
     from newsletter.celery import app
 
     app.worker_main(["worker", *argv])
@@ -109,82 +107,13 @@ def run_worker(argv):
 # --- helpers ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def ensure_database():
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def peak_rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def children_of(pid: int) -> list[int]:
-    kids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            kids.append(int(stat.parent.name))
-    return kids
-
-
-class Worker:
-    def __init__(self, name: str, concurrency: int, env: dict):
-        self.log_path = Path("/tmp") / f"bench-digest-{name}-{os.getpid()}.log"
-        self.log = open(self.log_path, "wb")
-        cmd = [sys.executable, __file__, "_worker", "--loglevel=WARNING", f"--concurrency={concurrency}",
-               f"--hostname={name}@%h", "--without-gossip", "--without-mingle", "--prefetch-multiplier=1"]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT)
-        self.name = name
-
-    def wait_ready(self, timeout=60):
-        from celery import current_app  # noqa: F401  (the app is configured by now)
-        from newsletter.celery import app
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"worker {self.name} exited:\n{self.log_path.read_text()[-3000:]}")
-            replies = app.control.ping(destination=[f"{self.name}@{socket.gethostname()}"], timeout=0.5)
-            if replies:
-                return
-        raise SystemExit(f"worker {self.name} not ready:\n{self.log_path.read_text()[-3000:]}")
-
-    def peak_rss(self) -> dict[str, float]:
-        rss = {"parent": peak_rss_mb(self.proc.pid)}
-        for n, child in enumerate(sorted(children_of(self.proc.pid)), start=1):
-            rss[f"child{n}"] = peak_rss_mb(child)
-        return rss
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def start_workers(label: str, count: int, concurrency: int, env: dict) -> list[CeleryWorker]:
+    """Workers running this file's `_worker` (Celery counting its SQL queries)."""
+    return [
+        CeleryWorker({**os.environ, **env}, f"{label}{n}", concurrency, loglevel="WARNING", command=[PYTHON, __file__, "_worker"],
+                     extra_args=("--prefetch-multiplier=1",)).start()
+        for n in range(count)
+    ]
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -194,7 +123,7 @@ def seed(count: int, rnd: random.Random):
     from django.db import connection
     from django.utils import timezone
 
-    from newsletter import topics as scoring
+    from newsletter import topic_assignment
     from newsletter.models import Paper, PaperRank, ScrapeRun
     from subscriptions.models import Subscriber, Topic, new_link_secret
 
@@ -219,10 +148,11 @@ def seed(count: int, rnd: random.Random):
     papers = list(Paper.objects.all())
     run = ScrapeRun.objects.create(source="bench", status="ok", finished_at=timezone.now(), papers_found=len(papers))
     PaperRank.objects.bulk_create(PaperRank(run=run, paper=p, rank=n, upvotes=p.upvotes) for n, p in enumerate(papers, 1))
-    scoring.score_papers(papers)
+    topic_assignment.assign_topics(papers)
 
     topics = dict(Topic.objects.values_list("slug", "pk"))
-    ranked = [topics[slug] for slug in POPULARITY if slug in topics] + [pk for slug, pk in topics.items() if slug not in POPULARITY]
+    popular = [slug for slug, _ in POPULARITY]
+    ranked = [topics[slug] for slug in popular if slug in topics] + [pk for slug, pk in topics.items() if slug not in popular]
     weights = [1 / (n + 1) ** 0.9 for n in range(len(ranked))]  # Zipf-like popularity
     zones = ["UTC", "Europe/London", "Europe/Berlin", "America/New_York", "America/Los_Angeles", "Asia/Kolkata",
              "Asia/Shanghai", "Asia/Tokyo", "Australia/Sydney", "America/Sao_Paulo"]
@@ -276,15 +206,13 @@ def pipeline_run(label: str, worker_env: dict, args, redis_client) -> dict:
     from django.db.models import Count, Max
     from django.utils import timezone
 
-    from newsletter.digests import dispatch
     from newsletter.models import Delivery
+    from newsletter.tasks.digests import dispatch_now
 
     reset_deliveries()
     redis_client.delete(QUERY_COUNTER)
-    workers = [Worker(f"{label}{n}", args.concurrency, worker_env) for n in range(args.workers)]
+    workers = start_workers(label, args.workers, args.concurrency, worker_env)
     try:
-        for worker in workers:
-            worker.wait_ready()
         dispatch_queries = {"n": 0}
 
         def count(execute, sql, params, many, context):
@@ -294,7 +222,7 @@ def pipeline_run(label: str, worker_env: dict, args, redis_client) -> dict:
         started_wall = timezone.now()
         started = time.perf_counter()
         with connection.execute_wrapper(count):
-            report = dispatch.dispatch(ignore_hour=True)
+            report = dispatch_now(ignore_hour=True)
         dispatched = time.perf_counter() - started
         deadline = time.monotonic() + args.timeout
         open_statuses = [Delivery.Status.PENDING, Delivery.Status.SENDING]
@@ -303,7 +231,7 @@ def pipeline_run(label: str, worker_env: dict, args, redis_client) -> dict:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{label}: not finished after {args.timeout} s")
             if time.monotonic() > next_dispatch:
-                requeued += dispatch.dispatch(ignore_hour=True).queued
+                requeued += dispatch_now(ignore_hour=True).queued
                 next_dispatch = time.monotonic() + 30
             time.sleep(0.25)
         last = Delivery.objects.aggregate(last=Max("sent_at"))["last"]
@@ -338,7 +266,8 @@ def sample_message_bytes() -> bytes:
     pool = selection.paper_pool(Delivery.Kind.DAILY)
     subscriber = Subscriber.objects.order_by("pk").first()
     topic_ids = sorted(subscriber.topics.values_list("pk", flat=True))
-    papers = pool.choose(topic_ids, frozenset(), 10) or list(pool.upvotes)[:10]
+    reader = selection.Reader(subscriber.pk, Delivery.Kind.DAILY, datetime.date.today(), tuple(topic_ids), 10)
+    papers = selection.choose([reader], {reader.kind: pool}, history=False)[0] or list(pool.upvotes)[:10]
     digest = renderer.render(papers, pool, "daily")
     recipient = Recipient(1, subscriber.pk, subscriber.email, subscriber.secret, ("Agents and tool use",), datetime.date.today())
     values = LinkMaker().merge_values(recipient)
@@ -430,7 +359,7 @@ def main():
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start (shared with other work)")
 
-    ensure_database()
+    create_database(os.environ["DATABASE_URL"], drop_first=False)
     import django
 
     django.setup()
@@ -438,7 +367,7 @@ def main():
     from django.conf import settings
     from django.core.management import call_command
 
-    from fake_provider import FakeMailgun
+    from tests.support.fake_providers import FakeMailgun
 
     call_command("migrate", verbosity=0)
     redis_client = redis.Redis.from_url(settings.REDIS_URL)

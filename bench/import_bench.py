@@ -22,22 +22,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/nl_import_bench")
-os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/10")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "newsletter.settings.test")
+
+from tests.support.databases import create_database, default_services  # noqa: E402
+
+default_services("nl_import_bench", redis_db=10)
 TARGET_SECONDS = 60
 SLUGS = ["llm-reasoning", "agents", "multimodal", "nlp-foundations", "code", "reinforcement-learning", "efficiency", "robotics"]
 ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Tokyo", "Europe/Berlin"]
-
-
-def recreate_database() -> None:
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def write_file(path: Path, rows: int) -> int:
@@ -64,7 +55,7 @@ def main():
     parser.add_argument("--confirmed-elsewhere", action="store_true")
     args = parser.parse_args()
 
-    recreate_database()
+    create_database(os.environ["DATABASE_URL"])
     import django
 
     django.setup()

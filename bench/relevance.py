@@ -40,30 +40,11 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.test.utils import setup_databases, teardown_databases  # noqa: E402
 
+from tests.support.relevance import LABELS, measure  # noqa: E402
+
 FIXTURES = ROOT / "tests" / "fixtures"
 API_FILES = sorted((FIXTURES / "hf").glob("api_daily_papers_20*.json"))
-LABELS = json.loads((FIXTURES / "relevance" / "labels.json").read_text())
 FULL, TITLE_ABSTRACT = "as given", "title+abstract"
-
-
-def measure(predicted: dict, labels=LABELS) -> dict:
-    """predicted: arxiv id -> set of topic slugs. Micro P/R/F1, primary share, papers with none,
-    and per topic (tp, fp, fn)."""
-    tp = fp = fn = primary = none = 0
-    per_topic: dict[str, list[int]] = {}
-    for label in labels:
-        got, gold = predicted.get(label["arxiv_id"], set()), set(label["topics"])
-        tp, fp, fn = tp + len(got & gold), fp + len(got - gold), fn + len(gold - got)
-        for slug in got | gold:
-            counts = per_topic.setdefault(slug, [0, 0, 0])
-            counts[0 if slug in got & gold else 1 if slug in got else 2] += 1
-        primary += bool(label["primary"]) and label["primary"] in got
-        none += not got
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    with_primary = sum(1 for label in labels if label["primary"])
-    return {"precision": precision, "recall": recall, "f1": f1, "primary": primary / with_primary, "no_topic": none, "per_topic": per_topic}
 
 
 def average(results: list[dict]) -> dict:
@@ -134,7 +115,7 @@ def keyword_baseline() -> dict[str, set[str]]:
 
 def cross_validated(folds: int, repeats: int) -> list[dict]:
     """Each fold's papers scored by a model trained on the other folds' seed papers."""
-    from newsletter import topic_assignment, topics
+    from newsletter import topic_assignment
     from newsletter.models import Paper
 
     ids = [label["arxiv_id"] for label in LABELS]
@@ -146,7 +127,7 @@ def cross_validated(folds: int, repeats: int) -> list[dict]:
         for fold in range(folds):
             held_out = set(shuffled[fold::folds])
             topic_assignment.retrain(reason=f"bench fold {fold + 1}/{folds}, split {repeat + 1}", exclude_seed=held_out)
-            topics.score_papers(Paper.objects.filter(arxiv_id__in=held_out))
+            topic_assignment.assign_topics(Paper.objects.filter(arxiv_id__in=held_out))
             predicted.update({i: set() for i in held_out})
             predicted.update(stored_topics(held_out))
         results.append(measure(predicted))
@@ -154,11 +135,11 @@ def cross_validated(folds: int, repeats: int) -> list[dict]:
 
 
 def in_sample() -> dict:
-    from newsletter import topic_assignment, topics
+    from newsletter import topic_assignment
     from newsletter.models import Paper
 
     topic_assignment.retrain(reason="bench: all seed papers")
-    topics.score_papers(Paper.objects.all())
+    topic_assignment.assign_topics(Paper.objects.all())
     return measure(stored_topics())
 
 
@@ -181,7 +162,7 @@ def print_tables(figures: dict, folds: int, repeats: int) -> None:
     print("-" * 112)
     print(line("keyword-only baseline (0002, score>=3)", figures["baseline"]))
     print(line("topic model, cross-validated", figures["cv"]))
-    print(line("topic model, trained on these (not fair)", figures["in_sample"]))
+    print(line("topic model, in-sample (not fair)", figures["in_sample"]))
     for mode in (FULL, TITLE_ABSTRACT):
         spread = figures["cv"][mode].get("f1_spread")
         if spread:

@@ -84,27 +84,27 @@ def reset_store():
 
 def parse_and_store(body: bytes):
     """What a scrape does after the download: parse, check, store with ranks, score topics."""
-    from newsletter import topics
+    from newsletter import sources, topic_assignment
     from newsletter.models import ScrapeRun
-    from newsletter.scraping import parse, store
+    from newsletter.scraping import store
 
-    result = parse.parse(body, "text/html; charset=utf-8")
-    run = ScrapeRun.objects.create(source="bench", kind=ScrapeRun.Kind.FILE)
+    result = sources.default().parse(body, "text/html; charset=utf-8")
+    run = ScrapeRun.objects.create(source="bench", kind=sources.FILE_KIND)
     store.check_not_far_fewer(run, len(result.papers))
     with transaction.atomic():
         papers = store.store_papers(run, result)
-        topics.score_papers(papers)
+        topic_assignment.assign_topics(papers)
     return result, run
 
 
 def measure(label: str, body: bytes, repeat: int) -> None:
-    from newsletter.scraping import parse
+    from newsletter.sources.huggingface import parse
 
     parse_ms, fresh_ms, again_ms = [], [], []
     for _ in range(repeat):
         reset_store()
         started = time.perf_counter()
-        result = parse.parse(body, "text/html")
+        result = parse(body, "text/html")
         parse_ms.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         _, run = parse_and_store(body)
@@ -116,7 +116,7 @@ def measure(label: str, body: bytes, repeat: int) -> None:
 
     cards_body = re.sub(rb'(data-target="DailyPapers") data-props="[^"]*"', rb"\1", body, count=1)
     started = time.perf_counter()
-    cards = parse.parse(cards_body, "text/html")
+    cards = parse(cards_body, "text/html")
     cards_ms = (time.perf_counter() - started) * 1000
     assert cards.parser == "cards" and len(cards.papers) == len(result.papers)
 

@@ -26,9 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import requests  # noqa: E402
 
-from chaos.support import (  # noqa: E402
-    CountingSmtpSink, base_env, free_port, fresh_database, setup_django, start_gunicorn, start_worker,
-)
+from tests.support.databases import base_env, fresh_database, setup_django  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
+from tests.support.processes import start_gunicorn, start_worker  # noqa: E402
+from tests.support.smtp_sink import SmtpSink  # noqa: E402
 
 TOPICS = ["agents", "code"]
 
@@ -74,7 +75,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
-    sink = CountingSmtpSink()
+    sink = SmtpSink(keep_messages=False).start()
     port = free_port()
     env = base_env(args.database, args.redis_db, SITE_URL=f"http://127.0.0.1:{port}",
                    EMAIL_PROVIDER="smtp", EMAIL_HOST="127.0.0.1", EMAIL_PORT=sink.port, SIGNUP_RATE_LIMIT="100000000/m")

@@ -1,6 +1,6 @@
 """A scrape that goes wrong on the day: no digest from bad data, nothing lost, admins told.
 
-The source is a local HTTP server standing in for huggingface.co (tests/hf_server.py). After
+The source is a local HTTP server standing in for huggingface.co (tests/support/hf_server.py). After
 yesterday's good scrape it serves, one scrape after the other: an empty page, a changed
 layout (the same papers in markup the parser does not know), a partial list (3 of the 17
 papers), a 1.5 MB page sent so slowly it outlasts SCRAPE_TOTAL_TIMEOUT, and then a good page.
@@ -16,117 +16,25 @@ got exactly one digest and nobody else got one.
 """
 
 import argparse
-import html
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaos.support import (  # noqa: E402
-    SAMPLE_PAGE, CountingSmtpSink, Worker, base_env, drive_digests, duplicates_of, fresh_database, seed_subscribers,
-    setup_django, verdict,
+from chaos.support import verdict  # noqa: E402
+from tests.support.bad_scrape import (  # noqa: E402
+    ADMIN, ITEMS, PATH, bad_replies, check_bad_step, paper_snapshot, scrape_env, scrape_now,
 )
-from tests.hf_server import FIXTURES, HFServer, Reply  # noqa: E402
+from tests.support.databases import base_env, fresh_database, setup_django  # noqa: E402
+from tests.support.digest_runs import drive_digests, duplicates_of  # noqa: E402
+from tests.support.hf_server import SAMPLE_PAGE, HFServer, Reply  # noqa: E402
+from tests.support.processes import CeleryWorker  # noqa: E402
+from tests.support.seeding import seed_subscribers  # noqa: E402
+from tests.support.smtp_sink import SmtpSink  # noqa: E402
 
 DB_NAME = "nl_chaos_scrape"
 REDIS_DB = 7
-ADMIN = "ops@example.org"
-PATH = "/papers/trending"
-ITEMS = json.loads((FIXTURES / "api_daily_papers_2026-08-21.json").read_bytes())
-MEGABYTES_1_5 = 1536 * 1024
-
-
-def page_with(items) -> bytes:
-    """A trending page in the current markup holding `items`."""
-    props = {"canSubmit": False, "dailyPapers": items, "publisher": None, "query": {}, "isTrending": True}
-    return (
-        '<!doctype html><html><body class="DailyPapersPage"><main class="flex flex-1 flex-col">'
-        f'<div class="SVELTE_HYDRATER contents" data-target="DailyPapers" data-props="{html.escape(json.dumps(props))}">'
-        "<h1>Trending Papers</h1></div></main></body></html>"
-    ).encode()
-
-
-def changed_layout(page: bytes) -> bytes:
-    """The same papers in markup the parser does not know: props renamed, cards reshaped."""
-    for old, new in ((b'data-target="DailyPapers"', b'data-target="PaperFeed"'), (b"data-props=", b"data-state="),
-                     (b"<article", b"<li"), (b"</article>", b"</li>"), (b"<h3", b"<h2"), (b"</h3>", b"</h2>")):
-        page = page.replace(old, new)
-    return page
-
-
-def bad_replies(good: bytes, trickle=(16 * 1024, 0.1)) -> list[tuple[str, Reply]]:
-    padding = MEGABYTES_1_5 - len(good) - len(b"<!--  -->")
-    slow = good + b"<!-- " + b"x" * padding + b" -->"
-    return [
-        ("an empty page", Reply.html(b"")),
-        ("a changed layout", Reply.html(changed_layout(good))),
-        ("a partial list (3 of 17 papers)", Reply.html(page_with(ITEMS[:3]))),
-        (f"a {len(slow) / 2**20:.1f} MB slow response", Reply.html(slow, trickle=trickle)),
-    ]
-
-
-def scrape_env(source: HFServer, sink: CountingSmtpSink, total_timeout: float) -> dict:
-    return {
-        "EMAIL_PROVIDER": "smtp", "EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": sink.port, "ADMINS": ADMIN,
-        "SCRAPE_SOURCE_URL": source.url(PATH), "SCRAPE_RETRIES": 1, "SCRAPE_BACKOFF_FACTOR": 0.1,
-        "SCRAPE_BACKOFF_JITTER": 0.1, "SCRAPE_CONNECT_TIMEOUT": 2, "SCRAPE_READ_TIMEOUT": 3,
-        "SCRAPE_TOTAL_TIMEOUT": total_timeout,
-    }
-
-
-def paper_snapshot() -> dict:
-    """Every stored paper with what a digest shows of it."""
-    from newsletter.models import Paper
-
-    return {row[0]: row[1:] for row in Paper.objects.values_list(
-        "arxiv_id", "title", "abstract", "ai_summary", "authors", "upvotes", "github_repo", "organization")}
-
-
-def scrape_now(timeout: float = 90):
-    """Queue the scrape task for the worker and wait for its finished run."""
-    from newsletter.models import ScrapeRun
-    from newsletter.tasks.scrape import scrape_papers
-
-    finished = ScrapeRun.objects.exclude(status=ScrapeRun.Status.RUNNING)
-    before = set(finished.values_list("pk", flat=True))
-    scrape_papers.delay()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        new = finished.exclude(pk__in=before).first()
-        if new is not None:
-            return new
-        time.sleep(0.2)
-    raise RuntimeError("the scrape task did not finish in time")
-
-
-def admin_alerts(sink: CountingSmtpSink, run) -> list:
-    with sink.lock:
-        return [m for m in sink.messages if ADMIN in str(m["To"]) and f"run {run.pk})" in str(m["Subject"])]
-
-
-def digests_received(sink: CountingSmtpSink) -> int:
-    with sink.lock:
-        return sum(n for address, n in sink.per_recipient.items() if address != ADMIN)
-
-
-def check_bad_step(name: str, run, sink, papers_before: dict, report, seconds: float, wait: float = 2.0) -> dict[str, bool]:
-    """After a bad scrape and a dispatcher run: what must hold."""
-    from newsletter.models import Delivery
-
-    time.sleep(wait)  # room for a wrongly queued chunk to reach the sink
-    run.refresh_from_db()
-    alerts = admin_alerts(sink, run)
-    print(f"  {name}: run {run.pk} {run.status} after {seconds:.1f} s, error: {run.error[:110]!r}")
-    print(f"    admin mails about it: {len(alerts)}; papers stored: {len(paper_snapshot())}; "
-          f"dispatcher: {report.waiting or 'sent!'}; deliveries: {Delivery.objects.count()}; digests received: {digests_received(sink)}")
-    return {
-        f"{name}: the run failed with its reason": run.status == run.Status.FAILED and bool(run.error),
-        f"{name}: the admins got one mail and the run is marked alerted": len(alerts) == 1 and run.alerted_at is not None,
-        f"{name}: no stored paper lost or changed": paper_snapshot() == papers_before,
-        f"{name}: the dispatcher sent nothing": bool(report.waiting) and not Delivery.objects.exists() and digests_received(sink) == 0,
-    }
 
 
 def main() -> int:
@@ -136,7 +44,7 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
 
-    sink = CountingSmtpSink(keep_messages=True)
+    sink = SmtpSink().start()
     source = HFServer().start()
     good = SAMPLE_PAGE.read_bytes()
     env = base_env(DB_NAME, REDIS_DB, **scrape_env(source, sink, total_timeout=4))
@@ -144,10 +52,10 @@ def main() -> int:
     setup_django(env)
     from datetime import timedelta
 
-    from newsletter.digests import dispatch
     from newsletter.models import Delivery, ScrapeRun
+    from newsletter.tasks.digests import dispatch_now
 
-    Worker(env, "scrape", concurrency=2).start()
+    CeleryWorker(env, "scrape", concurrency=2).start()
 
     print("Yesterday: a good scrape")
     source.route(PATH, Reply.html(good))
@@ -166,7 +74,7 @@ def main() -> int:
         step = time.monotonic()
         run = scrape_now()
         seconds = time.monotonic() - step
-        report = dispatch.dispatch(ignore_hour=True)
+        report = dispatch_now(ignore_hour=True)
         checks.update(check_bad_step(name, run, sink, papers_before, report, seconds))
 
     print("\nThen a good page")

@@ -24,84 +24,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaos.support import (  # noqa: E402
-    ChaosMailgun, Worker, base_env, delivery_counts, drive_digests, duplicates_of, fresh_database, seed_scrape,
-    seed_subscribers, setup_django, verdict,
-)
+from chaos.support import verdict  # noqa: E402
+from tests.support.databases import base_env, fresh_database, setup_django  # noqa: E402
+from tests.support.digest_runs import drive_digests  # noqa: E402
+from tests.support.failing_provider import FAILURE_MIX, check_outcome, provider_env  # noqa: E402
+from tests.support.fake_providers import ChaosMailgun  # noqa: E402
+from tests.support.processes import CeleryWorker  # noqa: E402
+from tests.support.seeding import seed_scrape, seed_subscribers  # noqa: E402
 
 DB_NAME = "nl_chaos_provider"
 REDIS_DB = 6
-FAILURE_MIX = [("500", 0.10), ("429", 0.05), ("timeout", 0.03)]
-
-
-def provider_env(fake, chunk_size: int, batch_size: int) -> dict:
-    """Settings for workers facing a failing provider: short time-outs and backoffs."""
-    return {
-        **fake.env(),
-        "DIGEST_CHUNK_SIZE": chunk_size, "DIGEST_BATCH_SIZE": batch_size,
-        "DIGEST_SEND_TIMEOUT": 1.5, "DIGEST_RETRY_BACKOFF": 0.5, "DIGEST_RETRY_BACKOFF_MAX": 5,
-        "DIGEST_MAX_RETRIES": 10, "DIGEST_REQUEUE_AFTER": 20,
-    }
-
-
-def check_outcome(fake, expected: set[str], refused: set[str]) -> tuple[dict, dict]:
-    """Figures and checks shared with tests/test_chaos_short.py."""
-    from newsletter.models import Delivery
-    from subscriptions.models import ConsentEvent, Subscriber
-
-    counts = fake.per_recipient()
-    received = set(counts)
-    should_arrive = expected - refused
-    timed_out = [c for c in fake.calls if c.accepted and getattr(c, "planned", "") == "timeout"]
-    window_messages = sum(len(c.recipients) for c in timed_out)
-    window_recipients = {r.lower() for c in timed_out for r in c.recipients}
-    doubled = {address for address, n in counts.items() if n > 1}
-    failed_rows = Delivery.objects.filter(status=Delivery.Status.FAILED).select_related("subscriber")
-    failed = {d.subscriber.email: d for d in failed_rows}
-    suppressed = {
-        s.email for s in Subscriber.objects.filter(email__in=refused, status=Subscriber.Status.BOUNCED)
-        if s.consent_events.filter(kind=ConsentEvent.Kind.BOUNCE, details__reason="refused by provider").exists()
-    }
-    wrongly_suppressed = Subscriber.objects.filter(email__in=should_arrive).exclude(status=Subscriber.Status.ACTIVE).count()
-    answers: dict = {}
-    for call in fake.calls:
-        key = "timeout" if getattr(call, "planned", "") == "timeout" and call.accepted else call.answer
-        answers[key] = answers.get(key, 0) + 1
-    # Retry-After honoured: nobody of a 429 call appears in a call sooner than it asked.
-    too_soon = 0
-    calls = sorted(fake.calls, key=lambda c: c.started)
-    for i, call in enumerate(calls):
-        if call.answer == 429 and call.retry_after:
-            people = {r.lower() for r in call.recipients}
-            again = next((c for c in calls[i + 1:] if people & {r.lower() for r in c.recipients}), None)
-            if again is not None and again.started - call.started < call.retry_after - 0.05:
-                too_soon += 1
-    attempts = list(Delivery.objects.values_list("attempts", flat=True))
-    figures = {
-        "delivered": len(received & should_arrive),
-        "retried (deliveries that took more than one attempt)": sum(1 for a in attempts if a > 1),
-        "permanently failed": len(failed),
-        "missing": len(should_arrive - received),
-        "duplicates": duplicates_of(counts),
-        "messages of calls that timed out after accepting": window_messages,
-        "provider calls by answer": answers,
-        "429 answers": sum(1 for c in fake.calls if c.answer == 429),
-        "retries sooner than Retry-After": too_soon,
-        "deliveries by status": dict(delivery_counts()),
-    }
-    checks = {
-        f"missing 0 ({figures['missing']})": not should_arrive - received,
-        "nobody refused, unsubscribed or paused got a digest": not received - should_arrive,
-        f"permanently failed are exactly the {len(refused)} refused addresses": set(failed) == refused,
-        "each refused delivery says why": all(d.error and "not a valid address" in d.error for d in failed.values()),
-        "each refused subscriber is suppressed (bounced, reason in the consent log)": suppressed == refused,
-        "nobody else was suppressed": wrongly_suppressed == 0,
-        f"duplicates ({figures['duplicates']}) <= messages of timed-out calls ({window_messages})": figures["duplicates"] <= window_messages,
-        "every duplicate went to a recipient of a timed-out call": doubled <= window_recipients,
-        "every 429 was waited out for its Retry-After": too_soon == 0 and figures["429 answers"] > 0,
-        "every delivery settled as sent or failed": set(figures["deliveries by status"]) <= {"sent", "failed"},
-    }
-    return figures, checks
 
 
 def main() -> int:
@@ -129,7 +61,7 @@ def main() -> int:
     fake.refuse = refused
     print(f"{len(expected)} subscribers due a digest ({len(excluded)} unsubscribed or paused); the provider refuses {len(refused)} of them")
     print("failure mix per call: " + ", ".join(f"{share:.0%} {answer}" for answer, share in FAILURE_MIX))
-    workers = [Worker(env, f"provider{i}", args.concurrency).start() for i in range(args.workers)]
+    workers = [CeleryWorker(env, f"provider{i}", args.concurrency).start() for i in range(args.workers)]
 
     run = drive_digests(args.time_limit, redispatch_every=5)
     figures, checks = check_outcome(fake, expected, refused)

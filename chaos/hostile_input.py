@@ -1,5 +1,5 @@
 """Hostile input, all at once, over real HTTP: gunicorn with production settings on
-PostgreSQL and Redis, attacked with the battery in chaos/hostile_cases.py (forged, truncated,
+PostgreSQL and Redis, attacked with the battery in tests/support/hostile_cases.py (forged, truncated,
 expired and other-subscriber tokens on every link, one-click POST variants, CSRF-less posts,
 header injection and XSS in every form field, 10 kB and 1 MB bodies, a sign-up flood from
 one IP while another IP signs up). Prints how many cases were tried and how many held.
@@ -7,6 +7,7 @@ one IP while another IP signs up). Prints how many cases were tried and how many
     .venv/bin/python chaos/hostile_input.py
 """
 
+import argparse
 import os
 import re
 import sys
@@ -17,9 +18,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import requests  # noqa: E402
 from requests.adapters import HTTPAdapter  # noqa: E402
 
-from chaos.support import (  # noqa: E402
-    ADMIN_EMAIL, WEBHOOK_ENV, CountingSmtpSink, base_env, free_port, fresh_database, start_gunicorn, start_worker, verdict,
-)
+from chaos.support import verdict  # noqa: E402
+from tests.support.databases import base_env, fresh_database  # noqa: E402
+from tests.support.hostile_env import ADMIN_EMAIL, WEBHOOK_ENV  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
+from tests.support.processes import start_gunicorn, start_worker  # noqa: E402
+from tests.support.smtp_sink import SmtpSink  # noqa: E402
 
 FLOOD_LIMIT = 25
 
@@ -37,7 +41,7 @@ class SourceAddressAdapter(HTTPAdapter):
 
 
 class RealHTTP:
-    def __init__(self, origin: str, sink: CountingSmtpSink):
+    def __init__(self, origin: str, sink: SmtpSink):
         self.origin = origin
         self.sink = sink
 
@@ -60,8 +64,8 @@ class RealHTTP:
             time.sleep(0.05)
         with self.sink.lock:
             messages = list(self.sink.messages)
-        return [m.get_body(preferencelist=("plain",)).get_content() for m in messages
-                if address.lower() in str(m["To"]).lower()]
+        return [m["message"].get_body(preferencelist=("plain",)).get_content() for m in messages
+                if address.lower() in str(m["message"]["To"]).lower()]
 
     def _session(self, source_ip: str) -> requests.Session:
         session = requests.Session()
@@ -70,7 +74,7 @@ class RealHTTP:
 
     def request(self, method, path, data=None, content_type=None, cookies=None, csrf=False, source_ip="127.0.0.1", multipart=False,
                 headers=None):
-        from chaos.hostile_cases import Response
+        from tests.support.hostile_cases import Response
 
         session = self._session(source_ip)
         headers = dict(headers or {})
@@ -93,7 +97,8 @@ class RealHTTP:
 
 
 def main() -> int:
-    sink = CountingSmtpSink(keep_messages=True)  # mail_to() reads the links in them
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
+    sink = SmtpSink().start()  # mail_to() reads the links in the messages it keeps
     port = free_port()
     env = base_env(
         "nl_chaos_hostile", 9, SITE_URL=f"http://127.0.0.1:{port}",
@@ -105,7 +110,7 @@ def main() -> int:
     import django
 
     django.setup()
-    from chaos import hostile_cases
+    from tests.support import hostile_cases
 
     start_gunicorn(env, port, workers=2)
     start_worker(env, "hostile", concurrency=1)

@@ -22,9 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaos.support import (  # noqa: E402
-    ROOT, CountingSmtpSink, base_env, free_port, fresh_database, start_gunicorn, start_worker, verdict,
-)
+from chaos.support import verdict  # noqa: E402
+from tests.support.databases import base_env, fresh_database  # noqa: E402
+from tests.support.net import free_port  # noqa: E402
+from tests.support.processes import start_gunicorn, start_worker  # noqa: E402
+from tests.support.smtp_sink import SmtpSink  # noqa: E402
 
 # One request in ten repeats an address sent five requests earlier, one in ten is invalid.
 WRK_SCRIPT = r"""
@@ -95,7 +97,7 @@ def main() -> int:
     parser.add_argument("--web-threads", type=int, default=4, help="1 = gunicorn's sync workers")
     args = parser.parse_args()
 
-    sink = CountingSmtpSink()
+    sink = SmtpSink(keep_messages=False).start()
     port = free_port()
     env = base_env(
         "nl_chaos_signup", 8,

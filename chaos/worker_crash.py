@@ -35,10 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chaos.support import (  # noqa: E402
-    ChaosMailgun, Worker, base_env, delivery_counts, drive_digests, drop_database_connections, duplicates_of,
-    fresh_database, reset_digests, restart_redis, seed_scrape, seed_subscribers, setup_django, verdict,
-)
+from chaos.support import drop_database_connections, restart_redis, verdict  # noqa: E402
+from tests.support.databases import base_env, fresh_database, setup_django  # noqa: E402
+from tests.support.digest_runs import delivery_counts, drive_digests, duplicates_of, reset_digests  # noqa: E402
+from tests.support.fake_providers import ChaosMailgun  # noqa: E402
+from tests.support.processes import CeleryWorker  # noqa: E402
+from tests.support.seeding import seed_scrape, seed_subscribers  # noqa: E402
 
 DB_NAME = "nl_chaos_crash"
 REDIS_DB = 5
@@ -159,7 +161,7 @@ def main() -> int:
     seed_scrape()
     expected, excluded = seed_subscribers(args.subscribers, seed=args.seed)
     print(f"{args.subscribers} subscribers: {len(expected)} must get one digest, {len(excluded)} unsubscribed or paused must get none")
-    workers = [Worker(env, f"crash{i}", args.concurrency).start() for i in range(args.workers)]
+    workers = [CeleryWorker(env, f"crash{i}", args.concurrency).start() for i in range(args.workers)]
     print(f"{args.workers} workers x {args.concurrency} processes; chunks of {args.chunk_size}, calls of {args.batch_size}, "
           f"{args.rate:.0f} messages/s, {args.latency:.2f} s per provider call")
 

@@ -27,5 +27,16 @@ class OperatorAdminSite(AdminSite):
         return super().index(request, {**dashboard_context(request), **(extra_context or {})})
 
 
+class ReadOnlyAdminMixin:
+    """For records that are written by the system only (consent log, scrape runs, deliveries).
+    Here, beside the site, so that both apps' admins use it without importing each other."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 class OperatorAdminConfig(AdminConfig):
     default_site = "newsletter.admin_site.OperatorAdminSite"

@@ -7,4 +7,3 @@ class NewsletterConfig(AppConfig):
 
     def ready(self):
         from . import signals  # noqa: F401  (topic keyword changes rescore papers)
-        from . import webhooks  # noqa: F401  (provider events: bounces, complaints, unsubscribes)

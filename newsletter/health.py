@@ -24,10 +24,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from newsletter.dashboard.metrics import Window
+from newsletter.logs import EventLog
 from newsletter.models import Delivery, HealthAlert, ScrapeRun
 from subscriptions.models import ConsentEvent
 
-logger = logging.getLogger(__name__)
+log = EventLog(__name__)
 Condition = HealthAlert.Condition
 
 
@@ -130,7 +131,7 @@ def alert_admins(now=None) -> list[str]:
 
 def _mail_once(problem: Problem, day) -> bool:
     if not settings.ADMINS:
-        logger.error("deliverability problem and ADMINS is empty, so nobody was mailed: %s", problem.subject)
+        log("health.alert_not_mailed", level=logging.ERROR, condition=problem.condition, reason="ADMINS is empty")
         return False
     try:
         # The row and the mail commit together: a second checker waits on the row, then finds
@@ -141,7 +142,8 @@ def _mail_once(problem: Problem, day) -> bool:
     except IntegrityError:
         return False
     except Exception:  # SMTP down, provider refusing: the next check tries again.
-        logger.exception("could not mail the admins about: %s", problem.subject)
+        log("health.alert_not_mailed", level=logging.ERROR, exc_info=True, condition=problem.condition,
+            reason="could not mail the admins")
         return False
-    logger.warning("admins mailed: %s", problem.subject)
+    log("health.alert_mailed", level=logging.WARNING, condition=problem.condition, subject=problem.subject)
     return True

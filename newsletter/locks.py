@@ -10,7 +10,9 @@ from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import LockError
 
-logger = logging.getLogger(__name__)
+from newsletter.logs import EventLog
+
+log = EventLog(__name__)
 
 
 def redis_client():
@@ -37,7 +39,7 @@ def exclusive(name: str, timeout: int):
                 try:
                     lock.release()
                 except LockError:
-                    logger.warning("lock %s expired before its holder finished", name)
+                    log("lock.expired", level=logging.WARNING, lock=name, reason="it expired before its holder finished")
         return
 
     key, token = f"lock:{name}", secrets.token_hex(16)

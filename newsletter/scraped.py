@@ -12,7 +12,11 @@ given:
                %recipient.h:Name%), and its own %recipient_email%, %unsubscribe_url%, ...
     SendGrid   each personalization's substitution keys: ours are %recipient.KEY% (its docs
                write -KEY-); {{KEY}} in dynamic templates
+    Postmark   {{KEY}} (our backend fills them in; Postmark's templates use the same syntax)
     SparkPost, Brevo and other template languages: {{ ... }}
+
+Each provider's backend declares its syntax (newsletter/email_providers, `merge_syntaxes`);
+the patterns here are drawn from all of them.
 
 Neither Mailgun's nor SendGrid's documentation says whether a key's case matters, so nothing
 here depends on it.
@@ -27,15 +31,17 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
 from newsletter.digests.links import MERGE_FIELDS
+from newsletter.email_providers import registry
 
 ZERO_WIDTH_SPACE = "\u200b"
-# -KEY- tags are looked for with our own keys only ("-date-" is ordinary text, as in
-# "up-to-date-", and would only fill in the date).
-_DASHED_NAMES = "|".join(re.escape(name) for name in MERGE_FIELDS if "_" in name)
+# Every registered provider's merge syntax (email_providers/*.py: merge_syntaxes). Tags made
+# of our own keys alone (SendGrid's -KEY-) are looked for with the keys that hold a "_" only:
+# "-date-" is ordinary text, as in "up-to-date-", and would only fill in the date.
+_SYNTAXES = registry.merge_syntaxes(tuple(name for name in MERGE_FIELDS if "_" in name))
 # Where a tag can begin: "%" before a name, the first "{" of "{{", the "-" of "-<our field>-".
-_TAG_START = re.compile(rf"%(?=[a-z_])|\{{(?=\{{)|-(?=(?:{_DASHED_NAMES})-)", re.IGNORECASE)
+_TAG_START = re.compile("|".join(syntax.opener for syntax in _SYNTAXES), re.IGNORECASE)
 # Every tag a provider could read, overlapping ones included ("%a%b%" holds %a% and %b%).
-_TAG = re.compile(rf"(?=(%[a-z_][^%\s]*%|\{{\{{|-(?:{_DASHED_NAMES})-))", re.IGNORECASE)
+_TAG = re.compile("(?=(" + "|".join(syntax.tag for syntax in _SYNTAXES) + "))", re.IGNORECASE)
 
 
 def strip_merge_syntax(text: str) -> str:

@@ -223,10 +223,3 @@ class TopicMatcher:
             ordered = dict(sorted(contributions.items(), key=lambda item: (-item[1], item[0])))
             scores[number] = KeywordScore(score=round(sum(ordered.values()), 2), contributions=ordered)
         return scores
-
-
-def score_papers(papers) -> int:
-    """(Re)assign topics to `papers` (newsletter.topic_assignment); returns the rows stored."""
-    from .topic_assignment import assign_topics
-
-    return assign_topics(papers)

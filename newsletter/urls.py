@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from newsletter import views, webhooks
+from newsletter import views
+from subscriptions import webhooks
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -1,5 +1,6 @@
 """Every change of a subscriber's state goes through here, so each one is written to the
-consent log in the same transaction and the follow-up emails are queued after commit."""
+consent log in the same transaction. The follow-up emails are queued after commit, by the
+caller when the change runs in a task (request_signup says which email it calls for)."""
 
 from dataclasses import dataclass
 
@@ -49,14 +50,21 @@ def signup_choices(topics, frequency: str) -> dict:
 SUPPRESSED = (Subscriber.Status.BOUNCED, Subscriber.Status.COMPLAINED)
 
 
-@transaction.atomic
-def request_signup(email: str, topics, frequency: str, origin: Origin) -> Subscriber:
-    """Record a sign-up and queue the right email (runs in a worker: the form has answered
-    already, the same for every address). A new or unsubscribed address becomes pending and
-    gets a confirmation link for this sign-up; an active one is told it is subscribed; a
-    bounced or complained one is left alone and mailed nothing."""
-    from . import tasks
+@dataclass(frozen=True)
+class SignupMail:
+    """The email a sign-up calls for: the confirmation link of sign-up `signup_id`, or (None)
+    "you are already subscribed"."""
 
+    subscriber_id: int
+    signup_id: int | None = None
+
+
+@transaction.atomic
+def request_signup(email: str, topics, frequency: str, origin: Origin) -> SignupMail | None:
+    """Record a sign-up and say which email it calls for (runs in a worker: the form has
+    answered already, the same for every address). A new or unsubscribed address becomes
+    pending and gets a confirmation link for this sign-up; an active one is told it is
+    subscribed; a bounced or complained one is left alone and mailed nothing (None)."""
     email = normalize_email(email)
     details = signup_choices(topics, frequency)
     subscriber, created = Subscriber.objects.select_for_update().get_or_create(
@@ -67,17 +75,15 @@ def request_signup(email: str, topics, frequency: str, origin: Origin) -> Subscr
     else:
         details["previous_status"] = subscriber.status
     if subscriber.status == Subscriber.Status.ACTIVE:
-        transaction.on_commit(lambda: tasks.send_already_subscribed_email.delay(subscriber.pk))
-        return subscriber
+        return SignupMail(subscriber.pk)
     signup = log_event(subscriber, ConsentEvent.Kind.SIGNUP, origin, **details)
     if subscriber.status in SUPPRESSED:
-        return subscriber
+        return None
     if subscriber.status == Subscriber.Status.UNSUBSCRIBED:
         # Receives nothing either way; only this sign-up's link can make it active again.
         subscriber.status = Subscriber.Status.PENDING
         subscriber.save(update_fields=["status", "updated_at"])
-    transaction.on_commit(lambda: tasks.send_confirmation_email.delay(subscriber.pk, signup.pk))
-    return subscriber
+    return SignupMail(subscriber.pk, signup.pk)
 
 
 def open_signup(subscriber: Subscriber, signup_id) -> ConsentEvent | None:

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from newsletter.admin_site import ReadOnlyAdminMixin
 from newsletter.topic_admin import TopicModelAdminMixin
 
 from . import actions
@@ -7,16 +8,6 @@ from .admin_io import SubscriberImportExportMixin
 from .models import ConsentEvent, Subscriber, Topic
 
 STAFF = actions.Origin(user_agent="admin")
-
-
-class ReadOnlyAdminMixin:
-    """For records that are written by the system only (consent log, scrape runs, deliveries)."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Topic)
@@ -54,7 +45,8 @@ class SubscriberAdmin(SubscriberImportExportMixin, admin.ModelAdmin):
     filter_horizontal = ["topics"]
     date_hierarchy = "created_at"
     inlines = [ConsentEventInline]
-    actions = ["unsubscribe_selected", "pause_selected", "resume_selected", "revoke_links", "preview_next_digest", "export_csv"]
+    # newsletter/admin/digests.py adds "Preview next digest" (the digest side owns it).
+    actions = ["unsubscribe_selected", "pause_selected", "resume_selected", "revoke_links", "export_csv"]
 
     @admin.display(description="Schedule", ordering="frequency")
     def schedule(self, subscriber):
@@ -75,7 +67,7 @@ class SubscriberAdmin(SubscriberImportExportMixin, admin.ModelAdmin):
             actions.log_event(form.instance, ConsentEvent.Kind.ADMIN, STAFF, changes=changes, by=str(request.user))
 
     # Actions that change a subscriber need the change permission (Django offers an action to
-    # anyone who may view the list otherwise); only the preview is for view-only staff.
+    # anyone who may view the list otherwise); the digest preview is for view-only staff too.
     @admin.action(description="Unsubscribe selected subscribers", permissions=["change"])
     def unsubscribe_selected(self, request, queryset):
         done = sum(actions.unsubscribe(s, STAFF, method=f"admin:{request.user}") for s in queryset)
@@ -97,12 +89,6 @@ class SubscriberAdmin(SubscriberImportExportMixin, admin.ModelAdmin):
             subscriber.revoke_links()
             actions.log_event(subscriber, ConsentEvent.Kind.ADMIN, STAFF, action="revoke_links", by=str(request.user))
         self.message_user(request, f"Revoked the preference links of {queryset.count()} subscriber(s).")
-
-    @admin.action(description="Preview next digest (sends nothing)", permissions=["view"])
-    def preview_next_digest(self, request, queryset):
-        from newsletter.admin.digests import preview_response
-
-        return preview_response(request, queryset)
 
 
 @admin.register(ConsentEvent)

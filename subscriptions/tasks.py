@@ -6,14 +6,15 @@ import smtplib
 
 from anymail.exceptions import AnymailRequestsAPIError
 from celery import shared_task
-from celery.utils.log import get_task_logger
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, transaction
+
+from newsletter.logs import EventLog
 
 from . import actions, emails
 from .models import Subscriber, Topic
 from .throttle import allow_email
 
-logger = get_task_logger(__name__)
+log = EventLog(__name__)
 
 # Network-level failures worth another try; a permanent rejection is logged, not retried.
 TRANSIENT_ERRORS = (ConnectionError, TimeoutError, OSError, smtplib.SMTPServerDisconnected, AnymailRequestsAPIError)
@@ -35,14 +36,21 @@ def handle_signup(email: str, topic_slugs: list[str], frequency: str, origin: di
     inbox: a database that is away is waited for (the transaction rolled back, so a retry
     starts clean)."""
     topics = Topic.objects.filter(slug__in=topic_slugs, active=True)
-    actions.request_signup(email, topics, frequency, actions.Origin(**origin))
+    mail = actions.request_signup(email, topics, frequency, actions.Origin(**origin))
+    # Queued once the sign-up is committed, so the email task finds it.
+    if mail is None:
+        return
+    if mail.signup_id is None:
+        transaction.on_commit(lambda: send_already_subscribed_email.delay(mail.subscriber_id))
+    else:
+        transaction.on_commit(lambda: send_confirmation_email.delay(mail.subscriber_id, mail.signup_id))
 
 
 def _allowed(task, subscriber: Subscriber, what: str) -> bool:
     # Counted on the first attempt only: a retry resends the same email.
     if task.request.retries or allow_email(subscriber.email):
         return True
-    logger.info("%s to subscriber %s not sent: the address had its emails for today", what, subscriber.pk)
+    log("signup.email_throttled", email=what, subscriber=subscriber.pk, reason="the address had its emails for today")
     return False
 
 
@@ -54,7 +62,7 @@ def send_confirmation_email(self, subscriber_id: int, signup_id: int) -> None:
     if not signup or not _allowed(self, subscriber, "confirmation email"):
         return
     emails.confirmation_email(subscriber, signup).send()
-    logger.info("confirmation email sent to subscriber %s", subscriber_id)
+    log("signup.email_sent", email="confirmation", subscriber=subscriber_id)
 
 
 @shared_task(bind=True, **RETRY_POLICY)
@@ -63,7 +71,7 @@ def send_already_subscribed_email(self, subscriber_id: int) -> None:
     if subscriber is None or not _allowed(self, subscriber, "already-subscribed email"):
         return
     emails.already_subscribed_email(subscriber).send()
-    logger.info("already-subscribed email sent to subscriber %s", subscriber_id)
+    log("signup.email_sent", email="already_subscribed", subscriber=subscriber_id)
 
 
 @shared_task(bind=True, **RETRY_POLICY)
@@ -77,7 +85,7 @@ def send_preferences_link_email(self, email: str) -> None:
     if subscriber is None or not _allowed(self, subscriber, "preferences link"):
         return
     emails.preferences_link_email(subscriber).send()
-    logger.info("preferences link sent to subscriber %s", subscriber.pk)
+    log("signup.email_sent", email="preferences_link", subscriber=subscriber.pk)
 
 
 @shared_task(acks_late=True)

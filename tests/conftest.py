@@ -3,30 +3,21 @@ test database pytest-django creates), Redis (a database of its own, flushed per 
 where the point is the queueing, a real Celery worker process consuming from Redis."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
-from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.conf import settings
 from django.core.cache import cache
 
 from newsletter.celery import app as celery_app
 
-from .hf_server import hf_server, scrape_settings  # noqa: F401  (the scraper tests' fake huggingface.co)
+from .support.hf_server import hf_server, scrape_settings  # noqa: F401  (the scraper tests' fake huggingface.co)
+from .support import processes
+from .support.processes import CeleryWorker
+from .support.smtp_sink import SmtpSink
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(autouse=True)
@@ -41,41 +32,11 @@ def _clean_cache_and_eager_tasks(request):
     celery_app.conf.task_always_eager = False
 
 
-class SinkHandler:
-    def __init__(self):
-        self.messages = []
-
-    async def handle_DATA(self, server, session, envelope):
-        msg = message_from_bytes(envelope.content, policy=policy.default)
-        self.messages.append({"envelope_to": list(envelope.rcpt_tos), "from": envelope.mail_from, "message": msg})
-        return "250 Message accepted for delivery"
-
-
-class SmtpSink:
-    """A real SMTP server (aiosmtpd) on loopback that keeps every message it receives."""
-
-    def __init__(self):
-        self.handler = SinkHandler()
-        self.port = free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
-
-    @property
-    def messages(self):
-        return self.handler.messages
-
-    def wait_for(self, count: int, timeout: float = 20.0):
-        deadline = time.monotonic() + timeout
-        while len(self.messages) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return self.messages
-
-
 @pytest.fixture
 def smtp_sink():
-    sink = SmtpSink()
-    sink.controller.start()
-    yield sink
-    sink.controller.stop()
+    """A real SMTP server on loopback keeping every message it receives."""
+    with SmtpSink() as sink:
+        yield sink
 
 
 @pytest.fixture
@@ -103,43 +64,9 @@ def worker_env(extra: dict | None = None) -> dict:
     return env
 
 
-class WorkerProcess:
-    def __init__(self, env: dict, concurrency: int = 2, queues: str | None = None, name: str = "w1"):
-        self.log_path = ARTIFACTS / f"celery-{name}-{os.getpid()}.log"
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        cmd = [
-            sys.executable, "-m", "celery", "-A", "newsletter", "worker",
-            "--loglevel=INFO", f"--concurrency={concurrency}", f"--hostname={name}@%h",
-            "--without-gossip", "--without-mingle",
-        ]
-        if queues:
-            cmd.append(f"--queues={queues}")
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self._wait_ready()
-
-    def _wait_ready(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"celery worker exited early:\n{self.log_path.read_text()[-3000:]}")
-            if b"ready." in self.log_path.read_bytes():
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"celery worker not ready:\n{self.log_path.read_text()[-3000:]}")
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
+def start_worker(env: dict, name: str = "w1", concurrency: int = 2, queues: str | None = None) -> CeleryWorker:
+    """A real `celery worker` process with `env` (see worker_env), ready, logging to tests/artifacts/."""
+    return processes.start_worker(env, name, concurrency, queues, log_dir=ARTIFACTS)
 
 
 @pytest.fixture
@@ -156,7 +83,7 @@ def redis_clean():
 @pytest.fixture
 def celery_worker(transactional_db, redis_clean, smtp_sink):
     """A real `celery worker` process on the real Redis broker, sending email to the SMTP sink."""
-    worker = WorkerProcess(
+    worker = start_worker(
         worker_env(
             {
                 "TEST_EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
@@ -210,8 +137,8 @@ DIGEST_WORKER_ENV = {
 
 @pytest.fixture
 def fake_mailgun():
-    """A fake Mailgun API on loopback (tests/fake_provider.py)."""
-    from .fake_provider import FakeMailgun
+    """A fake Mailgun API on loopback (tests/support/fake_providers.py)."""
+    from .support.fake_providers import FakeMailgun
 
     with FakeMailgun() as fake:
         yield fake
@@ -223,10 +150,10 @@ def digest_workers(transactional_db, redis_clean):
     Tasks queued from the test process go to them (not run eagerly)."""
     started = []
 
-    def start(extra: dict, name: str = "dw1", concurrency: int = 2) -> WorkerProcess:
+    def start(extra: dict, name: str = "dw1", concurrency: int = 2) -> CeleryWorker:
         celery_app.conf.task_always_eager = False
         celery_app.conf.task_eager_propagates = False
-        worker = WorkerProcess(worker_env({**DIGEST_WORKER_ENV, **extra}), concurrency=concurrency, name=name)
+        worker = start_worker(worker_env({**DIGEST_WORKER_ENV, **extra}), name=name, concurrency=concurrency)
         started.append(worker)
         return worker
 
@@ -246,7 +173,7 @@ def mailgun_worker(digest_workers, fake_mailgun):
 @pytest.fixture
 def sendgrid_worker(digest_workers):
     """A real worker sending through Anymail's SendGrid backend to a fake SendGrid."""
-    from .fake_provider import FakeSendGrid
+    from .support.fake_providers import FakeSendGrid
 
     with FakeSendGrid() as fake:
         worker = digest_workers({"TEST_EMAIL_BACKEND": "anymail.backends.sendgrid.EmailBackend", **fake.env()})
@@ -258,25 +185,6 @@ def sendgrid_worker(digest_workers):
 def make_scrape(db):
     """Store a finished scrape run with papers and their topic scores, as the scraper would:
     `make_scrape([{"arxiv_id": ..., "title": ..., "topics": {"agents": 9.0}, ...}], status="ok")`."""
-    from django.utils import timezone
+    from .support.seeding import make_scrape
 
-    from newsletter.models import Paper, PaperRank, PaperTopicScore, ScrapeRun
-    from subscriptions.models import Topic
-
-    def make(papers=(), status="ok", started_at=None, kind="trending"):
-        started_at = started_at or timezone.now()
-        run = ScrapeRun.objects.create(
-            source="https://huggingface.co/papers/trending", kind=kind, status=status,
-            started_at=started_at, finished_at=started_at, papers_found=len(papers),
-        )
-        topic_ids = dict(Topic.objects.values_list("slug", "pk"))
-        for rank, spec in enumerate(papers, start=1):
-            spec = dict(spec)
-            scores = spec.pop("topics", {})
-            paper, _ = Paper.objects.update_or_create(arxiv_id=spec.pop("arxiv_id"), defaults=spec)
-            PaperRank.objects.create(run=run, paper=paper, rank=rank, upvotes=paper.upvotes)
-            for slug, score in scores.items():
-                PaperTopicScore.objects.update_or_create(paper=paper, topic_id=topic_ids[slug], defaults={"score": score})
-        return run
-
-    return make
+    return make_scrape

@@ -11,8 +11,8 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from newsletter.digests import dispatch
 from newsletter.models import Delivery
+from newsletter.tasks.digests import dispatch_now
 from subscriptions import tokens
 from subscriptions.models import Subscriber
 
@@ -53,7 +53,7 @@ def test_send_a_test_digest_to_a_typed_address(admin_client, reader, smtp_settin
     assert "sent to qa@example.net" in response.content.decode()
     # No delivery recorded: the reader's own digest still goes out today.
     assert not Delivery.objects.exists()
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     assert Delivery.objects.get().status == Delivery.Status.SENT
     assert len(smtp_settings.wait_for(2)) == 2
 
@@ -98,7 +98,7 @@ def test_the_preview_shows_the_next_date_not_sent_yet(admin_client, reader, topi
 
 
 def test_each_delivery_links_to_the_digest_it_sent(admin_client, reader):
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     delivery = Delivery.objects.get()
     digest_url = reverse("admin:newsletter_delivery_digest", args=[delivery.pk])
     listing = admin_client.get(reverse("admin:newsletter_delivery_changelist")).content.decode()
@@ -121,7 +121,7 @@ def test_each_delivery_links_to_the_digest_it_sent(admin_client, reader):
 
 
 def test_view_only_staff_without_the_delivery_permission_see_no_digest(client, reader, django_user_model):
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     delivery = Delivery.objects.get()
     someone = django_user_model.objects.create_user("someone", password="pw-someone-123", is_staff=True)
     someone.user_permissions.add(Permission.objects.get(codename="view_subscriber"))

@@ -13,18 +13,20 @@ import psycopg
 import pytest
 from django.db import connection
 
-from chaos import bad_scrape, failing_provider
-from chaos.support import (
-    SAMPLE_PAGE, ChaosMailgun, CountingSmtpSink, Worker, delivery_counts, drive_digests, duplicates_of, seed_scrape,
-    seed_subscribers,
-)
 from newsletter.celery import app as celery_app
 from newsletter.digests import chunks, claims, dispatch
 from newsletter.models import Delivery, PaperTopicScore, ScrapeRun
+from newsletter.tasks.digests import dispatch_now
 
 from .conftest import ARTIFACTS, DIGEST_WORKER_ENV, worker_env
 from .helpers import make_subscriber
-from .hf_server import Reply
+from .support import bad_scrape, failing_provider
+from .support.digest_runs import delivery_counts, drive_digests, duplicates_of
+from .support.fake_providers import ChaosMailgun
+from .support.hf_server import SAMPLE_PAGE, Reply
+from .support.processes import CeleryWorker
+from .support.seeding import seed_scrape, seed_subscribers
+from .support.smtp_sink import SmtpSink
 
 pytestmark = pytest.mark.worker
 
@@ -34,18 +36,18 @@ REQUEUE_AFTER = 3  # DIGEST_REQUEUE_AFTER here and in the workers: lost chunks c
 
 @pytest.fixture
 def chaos_workers(transactional_db, redis_clean, settings, topics):
-    """Start killable workers (chaos.support.Worker) sharing this test's database and Redis:
+    """Start killable workers (tests/support/processes.py) sharing this test's database and Redis:
     `chaos_workers(env, count=2)`. The dispatcher runs in the test process."""
     celery_app.conf.task_always_eager = False
     celery_app.conf.task_eager_propagates = False
     settings.DIGEST_REQUEUE_AFTER = REQUEUE_AFTER
     started = []
 
-    def start(extra: dict, count: int = 2, concurrency: int = 1, name: str = "chaos") -> list[Worker]:
+    def start(extra: dict, count: int = 2, concurrency: int = 1, name: str = "chaos") -> list[CeleryWorker]:
         if "DIGEST_CHUNK_SIZE" in extra:  # the dispatcher (here) cuts the chunks
             settings.DIGEST_CHUNK_SIZE = int(extra["DIGEST_CHUNK_SIZE"])
         env = worker_env({**DIGEST_WORKER_ENV, "DIGEST_REQUEUE_AFTER": str(REQUEUE_AFTER), **{k: str(v) for k, v in extra.items()}})
-        workers = [Worker(env, f"{name}{i}", concurrency, log_dir=ARTIFACTS) for i in range(count)]
+        workers = [CeleryWorker(env, f"{name}{i}", concurrency, log_dir=ARTIFACTS) for i in range(count)]
         started.extend(workers)
         return [w.start() for w in workers]
 
@@ -125,9 +127,8 @@ def test_failing_provider_every_digest_arrives_and_only_the_refused_fail(chaos_w
 
 @pytest.fixture
 def counting_sink():
-    sink = CountingSmtpSink(keep_messages=True)
-    yield sink
-    sink.stop()
+    with SmtpSink() as sink:
+        yield sink
 
 
 def test_bad_scrapes_send_nothing_lose_nothing_and_alert_then_a_good_one_sends(chaos_workers, hf_server, counting_sink):
@@ -148,7 +149,7 @@ def test_bad_scrapes_send_nothing_lose_nothing_and_alert_then_a_good_one_sends(c
         hf_server.route(bad_scrape.PATH, reply)
         started = time.monotonic()
         run = bad_scrape.scrape_now(timeout=60)
-        report = dispatch.dispatch(ignore_hour=True)
+        report = dispatch_now(ignore_hour=True)
         checks = bad_scrape.check_bad_step(name, run, sink, papers_before, report, time.monotonic() - started, wait=1.0)
         failed_checks += [check for check, held in checks.items() if not held]
     assert failed_checks == []
@@ -213,7 +214,7 @@ def test_a_chunk_that_lost_its_database_session_leaves_taken_over_rows_alone(top
         assert len(fake.calls) == 1 and report.sent == 0
         first_call = {r.lower() for r in fake.calls[0].recipients}
 
-        dispatch.dispatch(ignore_hour=True)  # sends the taken-over rows (tasks run eagerly here)
+        dispatch_now(ignore_hour=True)  # sends the taken-over rows (tasks run eagerly here)
         counts = fake.per_recipient()
 
     assert set(counts) == {r.email for r in readers}

@@ -20,7 +20,7 @@ from newsletter.tasks.dashboard import refresh_dashboard
 from subscriptions import actions
 from subscriptions.models import Subscriber
 
-from .dashboard_data import seed
+from .support.dashboard_data import seed
 
 pytestmark = pytest.mark.django_db
 INDEX = reverse("admin:index")

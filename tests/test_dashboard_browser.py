@@ -1,6 +1,6 @@
 """The operator's dashboard in a real browser (Debian's Chromium through Playwright, against
 the live test server): a staff user logs in and the admin opens on charts of four months of
-seeded data (tests/dashboard_data.py). The complaint-rate chart must cross the 0.1% line on
+seeded data (tests/support/dashboard_data.py). The complaint-rate chart must cross the 0.1% line on
 the day the seed's own numbers say, every figure must lead to its filtered list, and the page
 must fit a 1280 px screen. Screenshots: tests/artifacts/screenshots/dashboard-*.png."""
 
@@ -11,7 +11,7 @@ from django.conf import settings
 
 from newsletter.models import Delivery
 
-from .dashboard_data import seed
+from .support.dashboard_data import seed
 from .test_browser_flow import DESKTOP, OVERFLOWING_ELEMENTS, SCREENSHOTS, chromium  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser

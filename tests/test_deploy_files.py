@@ -291,7 +291,8 @@ def test_gunicorn_access_and_error_logs_redact_every_token(tmp_path, topics):
     import requests
     from django.urls import reverse
 
-    from chaos.support import PYTHON, free_port, start, stop
+    from .support.net import free_port
+    from .support.processes import PYTHON, start, stop
     from subscriptions import tokens
 
     from .conftest import worker_env

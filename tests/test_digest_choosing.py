@@ -13,6 +13,7 @@ from django.utils import timezone
 from newsletter.digests import chunks, claims, dispatch
 from newsletter.digests.ratelimit import TokenBucket
 from newsletter.models import Delivery, DigestContent
+from newsletter.tasks.digests import dispatch_now
 from subscriptions.models import Subscriber
 
 from .helpers import make_subscriber
@@ -34,10 +35,15 @@ def text_of(message) -> str:
     return received(message).get_body(preferencelist=("plain",)).get_content()
 
 
-def sent_arxiv_ids(message) -> list[str]:
+def arxiv_ids_in(text: str) -> list[str]:
+    """The papers of a digest's text part, in order."""
     import re
 
-    return re.findall(r"arXiv: https://arxiv.org/abs/([0-9.]+)", text_of(message))
+    return re.findall(r"arXiv: https://arxiv.org/abs/([0-9.]+)", text)
+
+
+def sent_arxiv_ids(message) -> list[str]:
+    return arxiv_ids_in(text_of(message))
 
 
 def test_due_follows_each_local_hour_date_and_weekday(topics, make_scrape):
@@ -77,7 +83,7 @@ def test_no_digest_from_a_failed_or_stale_scrape(topics, make_scrape):
     make_subscriber("r@example.org", topics=[topics["agents"]], send_hour=0)
     make_scrape([paper(1, {"agents": 5})], started_at=timezone.now() - timedelta(hours=2))
     make_scrape([], status="failed", started_at=timezone.now() - timedelta(hours=1))
-    report = dispatch.dispatch(ignore_hour=True)
+    report = dispatch_now(ignore_hour=True)
     assert "failed" in report.waiting and report.due == 0
     assert not Delivery.objects.exists() and not mail.outbox
 
@@ -87,12 +93,12 @@ def test_no_digest_from_a_failed_or_stale_scrape(topics, make_scrape):
     from newsletter.models import ScrapeRun
 
     ScrapeRun.objects.filter(started_at__gte=timezone.now() - timedelta(hours=3)).delete()
-    report = dispatch.dispatch(ignore_hour=True)
+    report = dispatch_now(ignore_hour=True)
     assert "older than" in report.waiting and not Delivery.objects.exists()
 
     # A fresh 304 stands for the data of the good run before it.
     make_scrape([], status="not_modified", started_at=timezone.now() - timedelta(minutes=5))
-    report = dispatch.dispatch(ignore_hour=True)
+    report = dispatch_now(ignore_hour=True)
     assert report.waiting == "" and report.due == 1
     assert [sent_arxiv_ids(m) for m in mail.outbox] == [["2611.20001"]]
 
@@ -110,7 +116,7 @@ def test_papers_match_topics_rank_by_score_and_upvotes_and_never_repeat(topics, 
     both = make_subscriber("both@example.org", topics=[topics["agents"], topics["code"]])
     nothing = make_subscriber("nothing@example.org", topics=[topics["robotics"]])
 
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     by_to = {m.to[0]: m for m in mail.outbox}
     assert set(by_to) == {agents.email, both.email}
     # score x log2(2 + upvotes): 4.0 x log2(502) = 35.9 > 9.0 x log2(7) = 25.3 > 4.0 x log2(52) = 22.8
@@ -124,7 +130,7 @@ def test_papers_match_topics_rank_by_score_and_upvotes_and_never_repeat(topics, 
     day_two = [paper(1, {"agents": 9.0}, upvotes=6), paper(2, {"agents": 4.0}, upvotes=501),
                paper(3, {"agents": 4.0, "code": 9.0}, upvotes=51), paper(6, {"agents": 2.0}, upvotes=1)]
     make_scrape(day_two, started_at=today + timedelta(days=1, hours=-1))
-    dispatch.dispatch(now=today + timedelta(days=1), ignore_hour=True)
+    dispatch_now(now=today + timedelta(days=1), ignore_hour=True)
     by_to = {m.to[0]: m for m in mail.outbox}
     assert sent_arxiv_ids(by_to[agents.email]) == ["2611.20003", "2611.20006"]
     assert sent_arxiv_ids(by_to[both.email]) == ["2611.20006"]
@@ -132,7 +138,7 @@ def test_papers_match_topics_rank_by_score_and_upvotes_and_never_repeat(topics, 
     # A third day with nothing new: skipped, no email.
     mail.outbox.clear()
     make_scrape(day_two, started_at=today + timedelta(days=2, hours=-1))
-    dispatch.dispatch(now=today + timedelta(days=2), ignore_hour=True)
+    dispatch_now(now=today + timedelta(days=2), ignore_hour=True)
     assert [m.to[0] for m in mail.outbox] == []
     third = Delivery.objects.filter(digest_date=(today + timedelta(days=2)).date())
     assert {d.subscriber.email: d.status for d in third} == {
@@ -149,7 +155,7 @@ def test_weekly_digests_take_the_best_of_the_last_seven_days(topics, make_scrape
     local_weekday = now.weekday()
     make_subscriber("weekly@example.org", topics=[topics["agents"]], frequency="weekly", weekday=local_weekday)
     make_subscriber("daily@example.org", topics=[topics["agents"]])
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     by_to = {m.to[0]: m for m in mail.outbox}
     assert sent_arxiv_ids(by_to["weekly@example.org"]) == ["2611.20003", "2611.20004", "2611.20002"]
     assert received(by_to["weekly@example.org"])["Subject"].startswith("Your week in papers: Paper number 3")
@@ -196,7 +202,7 @@ def test_unsubscribed_after_dispatch_is_skipped_and_a_dead_claim_is_taken_over(t
                             user=settings_dict["USER"], dbname=settings_dict["NAME"], autocommit=True)
     try:
         other.execute("SELECT pg_advisory_lock(%s, %s)", [claims._LOCK_CLASS, claims._lock_key("live-task")])
-        report = dispatch.dispatch(ignore_hour=True)
+        report = dispatch_now(ignore_hour=True)
         assert report.abandoned == 1
         assert [m.to[0] for m in mail.outbox] == [keep.email]
         statuses = {d.subscriber.email: d.status for d in Delivery.objects.select_related("subscriber")}
@@ -207,7 +213,7 @@ def test_unsubscribed_after_dispatch_is_skipped_and_a_dead_claim_is_taken_over(t
     finally:
         other.close()
     # Its worker gone, the row is taken over and sent.
-    report = dispatch.dispatch(ignore_hour=True)
+    report = dispatch_now(ignore_hour=True)
     assert report.abandoned == 1
     assert sorted(m.to[0] for m in mail.outbox) == [alive.email, keep.email]
 
@@ -216,7 +222,7 @@ def test_digest_contents_are_shared_by_identical_digests(topics, make_scrape):
     make_scrape([paper(1, {"agents": 5}), paper(2, {"code": 5})])
     for i in range(6):
         make_subscriber(f"s{i}@example.org", topics=[topics["agents"] if i % 2 else topics["code"]])
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     assert len(mail.outbox) == 6
     assert DigestContent.objects.count() == 2
     assert Delivery.objects.values("content").distinct().count() == 2
@@ -252,3 +258,15 @@ def test_after_a_reconnection_a_worker_sends_only_what_it_still_holds(transactio
         # Before its next provider call the worker notices: nothing is its to send any more.
         assert claims.still_mine(claimed, "worker-1") == set()
     assert not mail.outbox
+
+
+def test_a_chunk_retries_on_celerys_backoff_but_never_before_retry_after(settings):
+    settings.DIGEST_RETRY_BACKOFF, settings.DIGEST_RETRY_BACKOFF_MAX = 2.0, 10.0
+    # Full jitter under the exponential ceiling: 2 s x 2**1 = 4 s on the second attempt...
+    second = [chunks.retry_countdown(1) for _ in range(300)]
+    assert 0 <= min(second) < 1 and 3 < max(second) <= 4 and len(set(second)) > 100
+    # ...capped from the fourth on (2 x 2**3 = 16 > 10).
+    assert max(chunks.retry_countdown(3) for _ in range(300)) <= 10
+    # A provider's Retry-After wins over a shorter backoff, within the cap.
+    assert all(chunks.retry_countdown(0, retry_after=7) >= 7 for _ in range(50))
+    assert chunks.retry_countdown(0, retry_after=3600) == 10

@@ -12,8 +12,8 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from newsletter.digests import dispatch
 from newsletter.models import Delivery
+from newsletter.tasks.digests import dispatch_now
 from subscriptions import tokens
 
 from .helpers import make_subscriber, path_of, personal_links
@@ -41,7 +41,7 @@ def test_view_in_browser_shows_that_recipients_digest_only(topics, make_scrape):
     make_scrape(papers())
     first = make_subscriber("first@example.org", topics=[topics["agents"]])
     second = make_subscriber("second@example.org", topics=[topics["code"]])
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     by_to = {m.to[0]: m for m in mail.outbox}
     url = view_url_in(by_to[first.email])
 
@@ -74,7 +74,7 @@ def test_view_in_browser_links_expire(topics, make_scrape, settings):
     """Issue 8 #3: a web copy link must not work forever (DIGEST_VIEW_LINK_MAX_AGE, 30 days)."""
     make_scrape(papers())
     reader = make_subscriber("reader@example.org", topics=[topics["agents"]])
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     delivery = Delivery.objects.get(subscriber=reader)
     with mock.patch("time.time", return_value=time.time() - 29 * 86400):
         month_old = tokens.make_token(reader, tokens.VIEW_DIGEST, {"d": delivery.pk})

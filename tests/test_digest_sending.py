@@ -10,13 +10,14 @@ import pytest
 from django.db import connection
 from django.test import Client
 
-from newsletter.digests import dispatch
 from newsletter.models import Delivery
-from newsletter.tasks.digests import send_digest_chunk
+from newsletter.tasks.digests import dispatch_now, send_digest_chunk
 from subscriptions import tokens
 from subscriptions.models import ConsentEvent, Subscriber
 
 from .helpers import make_subscriber, path_of
+from .support.digest_runs import wait_settled
+from .support.links import unsubscribe_url_of
 
 pytestmark = pytest.mark.worker
 
@@ -45,27 +46,12 @@ def make_readers(topics, count, prefix="reader"):
     return readers
 
 
-def wait_settled(timeout=45.0):
-    """Until no delivery is pending or sending (the worker finished, retries included)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not Delivery.objects.filter(status__in=[S.PENDING, S.SENDING]).exists():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"deliveries still open: {list(Delivery.objects.values_list('status', 'error'))}")
-
-
-def unsubscribe_url_of(message) -> str:
-    [url] = re.findall(r"<(https?://[^>]+)>", message.headers["List-Unsubscribe"])
-    return url
-
-
 def test_each_recipient_gets_one_personal_digest_in_shared_batch_calls(mailgun_worker, topics, make_scrape):
     fake = mailgun_worker.fake
     make_scrape(papers())
     readers = make_readers(topics, 25)
 
-    report = dispatch.dispatch(ignore_hour=True)
+    report = dispatch_now(ignore_hour=True)
     assert report.due == 25 and report.queued == 25 and report.chunks == 1
     wait_settled()
 
@@ -110,7 +96,7 @@ def test_each_recipient_gets_one_personal_digest_in_shared_batch_calls(mailgun_w
         assert delivery.provider_message_id == ids_by_email[delivery.subscriber.email]
 
     # The same day again: nothing more.
-    again = dispatch.dispatch(ignore_hour=True)
+    again = dispatch_now(ignore_hour=True)
     assert again.due == 0 and again.queued == 0
     time.sleep(1)
     assert len(fake.accepted) == 25
@@ -126,7 +112,7 @@ def test_two_dispatchers_at_once_send_each_digest_once(mailgun_worker, topics, m
     def run():
         try:
             barrier.wait()
-            reports.append(dispatch.dispatch(ignore_hour=True))
+            reports.append(dispatch_now(ignore_hour=True))
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -149,7 +135,7 @@ def test_a_retried_chunk_sends_nothing_more(mailgun_worker, topics, make_scrape)
     fake = mailgun_worker.fake
     make_scrape(papers())
     readers = make_readers(topics, 10)
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     wait_settled()
     assert len(fake.accepted) == 10
     calls = len(fake.calls)
@@ -171,7 +157,7 @@ def test_429_and_500_are_retried_with_backoff_and_nothing_is_lost_or_doubled(mai
     make_scrape(papers())
     readers = make_readers(topics, 10, prefix="retry")
     fake.fail_next(("429", 2), ("500",))
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     wait_settled()
 
     assert Counter(m.to for m in fake.accepted) == Counter(r.email for r in readers)
@@ -189,7 +175,7 @@ def test_a_time_out_after_the_provider_accepted_duplicates_only_that_call(mailgu
     make_scrape(papers())
     readers = make_readers(topics, 10, prefix="slow")
     fake.fail_next(("timeout",))
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     wait_settled()
 
     counts = Counter(m.to for m in fake.accepted)
@@ -210,7 +196,7 @@ def test_refused_recipients_fail_alone_and_the_rest_is_sent(mailgun_worker, topi
     fake.refuse_named = named
     make_scrape(papers())
     readers = make_readers(topics, 10, prefix="broken")
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     wait_settled()
 
     counts = Counter(m.to for m in fake.accepted)
@@ -234,7 +220,7 @@ def test_one_click_from_a_received_email_unsubscribes_that_person_only(mailgun_w
     fake = mailgun_worker.fake
     make_scrape(papers())
     readers = make_readers(topics, 5, prefix="oneclick")
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     wait_settled()
     message = next(m for m in fake.accepted if m.to == readers[2].email)
 
@@ -286,7 +272,7 @@ def test_forged_merge_keys_in_scraped_fields_reach_no_reader(transactional_db, r
     fake = worker.fake
     make_scrape([hostile_paper(), *papers()])
     readers = make_readers(topics, 5, prefix=f"forged-{provider}")
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     wait_settled()
 
     # Everybody still gets their digest, in shared batch calls...
@@ -315,7 +301,7 @@ def test_a_merge_key_the_templates_did_not_put_there_stops_the_batch_call(digest
     })
     make_scrape(papers())
     readers = make_readers(topics, 10, prefix="guarded")
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     wait_settled()
 
     digests = [m for m in fake_mailgun.accepted if m.to != "ops@example.org"]

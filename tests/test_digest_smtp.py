@@ -8,11 +8,12 @@ from collections import Counter
 
 import pytest
 
-from newsletter.digests import dispatch
 from newsletter.models import Delivery
+from newsletter.tasks.digests import dispatch_now
 from subscriptions import tokens
 
 from .helpers import make_subscriber, path_of
+from .support.digest_runs import wait_settled
 
 pytestmark = pytest.mark.worker
 
@@ -30,18 +31,12 @@ def hostile_papers():
     ]
 
 
-def wait_settled(timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while Delivery.objects.filter(status__in=["pending", "sending"]).exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
 def test_smtp_digests_arrive_once_each_with_their_own_headers_and_escaped_text(celery_worker, topics, make_scrape):
     sink = celery_worker.smtp_sink
     make_scrape(hostile_papers())
     readers = [make_subscriber(f"smtp{i}@example.org", topics=[topics["agents"]]) for i in range(12)]
 
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     received = sink.wait_for(12)
     wait_settled()
     time.sleep(0.5)

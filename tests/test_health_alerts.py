@@ -93,7 +93,7 @@ def test_bounce_rate_above_two_percent(admins, fresh_scrape):
     readers = sends(1000)
     bounce(readers, 20)  # 2.0%: at the limit
     # Soft bounces that only counted up suppress nobody and are no bounce here.
-    from newsletter.webhooks import count_soft_bounce
+    from subscriptions.bounces import count_soft_bounce
 
     count_soft_bounce(readers[150], actions.Origin(user_agent="webhook"), {"esp": "Mailgun"})
     assert health.bounce_rate().events == 20

@@ -1,11 +1,11 @@
-"""The hostile-input battery (chaos/hostile_cases.py) through Django's test client; the same
+"""The hostile-input battery (tests/support/hostile_cases.py) through Django's test client; the same
 cases run over real HTTP against gunicorn in chaos/hostile_input.py."""
 
 import pytest
 from django.test import Client
 
-from chaos import hostile_cases
-from chaos.hostile_cases import Response, World
+from .support import hostile_cases
+from .support.hostile_cases import Response, World
 
 # Each request commits for real, as on the server, so the emails it queues go out before the
 # case looks (some cases count what was mailed).

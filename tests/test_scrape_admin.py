@@ -10,7 +10,7 @@ from django.core.management import call_command
 from newsletter.models import Paper, ScrapeRun
 from newsletter.scraping.run import scrape_file
 
-from .hf_server import HOSTILE_API
+from .support.hf_server import HOSTILE_API
 
 pytestmark = pytest.mark.django_db
 

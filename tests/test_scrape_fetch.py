@@ -14,7 +14,7 @@ from newsletter.models import Paper, PaperRank, ScrapeRun
 from newsletter.scraping import store
 from newsletter.scraping.run import scrape_url
 
-from .hf_server import ALLOW_ALL_ROBOTS, API_FILES, SAMPLE_PAGE, HFServer, Reply, closed_port_url, fixture_bytes, fixture_items
+from .support.hf_server import ALLOW_ALL_ROBOTS, API_FILES, SAMPLE_PAGE, HFServer, Reply, closed_port_url, fixture_bytes, fixture_items
 from .test_scrape_parse import SAMPLE_ITEMS, expected, page_without_cards, page_without_props
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
 from newsletter.scraping import ScrapeError
-from newsletter.scraping.parse import ARXIV_ID_RE, ParseResult, parse, parse_api, parse_html
+from newsletter.scraping.parse import ARXIV_ID_RE, ParseResult
+from newsletter.sources.huggingface import parse, parse_api, parse_html
 
-from .hf_server import API_FILES, HOSTILE_API, SAMPLE_PAGE, fixture_bytes, fixture_items
+from .support.hf_server import API_FILES, HOSTILE_API, SAMPLE_PAGE, fixture_bytes, fixture_items
 
 SAMPLE_ITEMS = "api_daily_papers_2026-08-21.json"  # what the sample page embeds
 

@@ -9,15 +9,15 @@ import pytest
 from django.core.management import CommandError, call_command
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
-from newsletter import locks
+from newsletter import locks, sources
 from newsletter.models import Paper, PaperRank, ScrapeRun
 from newsletter.scraping import ScrapeError, store
-from newsletter.scraping.parse import parse
 from newsletter.scraping.run import scrape_file
+from newsletter.sources.huggingface import parse
 from newsletter.tasks.scrape import LOCK_NAME
 
 from .conftest import ROOT, worker_env
-from .hf_server import API_FILES, FIXTURES, SAMPLE_PAGE, Reply, fixture_items
+from .support.hf_server import API_FILES, FIXTURES, SAMPLE_PAGE, Reply, fixture_items
 from .test_scrape_parse import PAPER_FIELDS, SAMPLE_ITEMS, expected, json_values
 
 pytestmark = pytest.mark.django_db
@@ -77,7 +77,7 @@ def test_whatever_the_parser_accepts_can_be_stored(mutations):
         result = parse(json.dumps(items), "application/json")
     except ScrapeError:
         return
-    run = ScrapeRun.objects.create(source="property", kind=ScrapeRun.Kind.FILE)
+    run = ScrapeRun.objects.create(source="property", kind=sources.FILE_KIND)
     store.store_papers(run, result)
     assert run.papers_found == len(result.papers) == run.ranks.count()
 
@@ -92,7 +92,7 @@ def test_last_good_scrape_helpers_skip_failed_runs(tmp_path):
     assert failed.status == ScrapeRun.Status.FAILED
     ScrapeRun.objects.create(source="running", status=ScrapeRun.Status.RUNNING)
     assert store.latest_successful_run() == good
-    assert store.latest_successful_run(kind=ScrapeRun.Kind.TRENDING) is None
+    assert store.latest_successful_run(kind="trending") is None
     assert [p.arxiv_id for p in store.papers_from_last_good_scrape()] == [i["paper"]["id"] for i in fixture_items(SAMPLE_ITEMS)]
     assert Paper.objects.count() == 17
 
@@ -108,7 +108,7 @@ def test_command_with_url(scrape_settings, hf_server):
     hf_server.route("/papers/date/2026-08-21", Reply.html(SAMPLE_PAGE.read_bytes()))
     out = call_and_capture("scrape_papers", "--url", hf_server.url("/papers/date/2026-08-21"))
     assert "Found 17 papers (props): 17 new" in out
-    assert ScrapeRun.objects.get().kind == ScrapeRun.Kind.DAILY
+    assert ScrapeRun.objects.get().kind == "daily"
 
 
 def test_command_reports_skipped_records():

@@ -18,8 +18,8 @@ from newsletter.tasks.scrape import LOCK_NAME, scrape_papers
 
 from newsletter.celery import app as celery_app
 
-from .conftest import ROOT, WorkerProcess, worker_env
-from .hf_server import HOSTILE_API, SAMPLE_PAGE, Reply
+from .conftest import ROOT, start_worker, worker_env
+from .support.hf_server import HOSTILE_API, SAMPLE_PAGE, Reply
 
 TRENDING = "/papers/trending"
 
@@ -116,7 +116,7 @@ def test_two_workers_never_scrape_at_once(transactional_db, redis_clean, hf_serv
     other finds the Redis lock taken and stands down."""
     celery_app.conf.task_always_eager = False
     hf_server.route(TRENDING, Reply.html(SAMPLE_PAGE.read_bytes(), delay=2.0))
-    worker = WorkerProcess(worker_env({"SCRAPE_SOURCE_URL": hf_server.url(TRENDING)}), concurrency=2, name="scrape")
+    worker = start_worker(worker_env({"SCRAPE_SOURCE_URL": hf_server.url(TRENDING)}), name="scrape", concurrency=2)
     try:
         scrape_papers.delay()
         scrape_papers.delay()

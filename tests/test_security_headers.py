@@ -57,14 +57,14 @@ def test_answers_to_posts_carry_the_policy_too(topics):
 def test_the_digest_page_keeps_its_own_stricter_policy(topics, make_scrape):
     from django.core import mail
 
-    from newsletter.digests import dispatch
+    from newsletter.tasks.digests import dispatch_now
 
     from .helpers import path_of
     from .test_digest_pages import papers, view_url_in
 
     make_scrape(papers())
     make_subscriber("web-copy@example.org", topics=[topics["agents"]])
-    dispatch.dispatch(ignore_hour=True)
+    dispatch_now(ignore_hour=True)
     [message] = mail.outbox
     response = Client().get(path_of(view_url_in(message)))
     assert response.status_code == 200

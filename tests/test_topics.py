@@ -10,14 +10,14 @@ import time
 import pytest
 from django.core.management import call_command
 
-from bench.relevance import LABELS, measure
 from newsletter import topic_assignment
 from newsletter.models import Paper, PaperTopicScore, TopicClassifier, TopicExample
 from newsletter.scraping.run import scrape_file
-from newsletter.topics import TITLE_WEIGHT, TopicMatcher, score_papers
+from newsletter.topics import TITLE_WEIGHT, TopicMatcher
 from subscriptions.models import Topic
 
-from .hf_server import API_FILES
+from .support.hf_server import API_FILES
+from .support.relevance import LABELS, measure
 
 pytestmark = pytest.mark.django_db
 
@@ -156,14 +156,14 @@ def test_fixture_papers_get_the_readers_topics(fixture_papers):
 
 def test_cross_validated_on_papers_the_model_never_saw(fixture_papers):
     """Each fifth of the papers scored by a model trained on the other four fifths, on title
-    and abstract alone (the AI fields removed), through score_papers."""
+    and abstract alone (the AI fields removed), through topic_assignment.assign_topics."""
     ids = [label["arxiv_id"] for label in LABELS]
     Paper.objects.update(ai_keywords=[], ai_summary="")
     predicted = {}
     for fold in range(5):
         held_out = set(ids[fold::5])
         topic_assignment.retrain(reason="test fold", exclude_seed=held_out)
-        score_papers(Paper.objects.filter(arxiv_id__in=held_out))
+        topic_assignment.assign_topics(Paper.objects.filter(arxiv_id__in=held_out))
         predicted.update({i: topics_of(i) for i in held_out})
     figures = measure(predicted)
     assert figures["f1"] >= 0.78 and figures["primary"] >= 0.85 and figures["no_topic"] <= 2, figures
@@ -228,7 +228,7 @@ def test_the_shipped_trained_state_is_current(topics):
 
 def test_a_paper_with_no_evidence_gets_no_topic(topics):
     paper = Paper.objects.create(arxiv_id="2609.99999", title="On Nothing In Particular")
-    assert score_papers([paper]) == 0
+    assert topic_assignment.assign_topics([paper]) == 0
 
 
 # --- topics and examples change ------------------------------------------------------------------
@@ -269,7 +269,7 @@ def test_an_added_topic_works_before_any_retraining(fixture_papers, django_captu
             keywords="state space model\nMamba\nselective scan",
         )
     assert len(queued) == 1  # a retraining was asked for, and is not needed for what follows
-    score_papers(Paper.objects.all())
+    topic_assignment.assign_topics(Paper.objects.all())
     found = set(topic.paper_scores.values_list("paper__arxiv_id", flat=True))
     assert {"2403.06977", "2503.08686"} <= found  # VideoMamba, OmniMamba
     assert len(found) <= 5

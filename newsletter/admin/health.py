@@ -4,7 +4,7 @@
 from django.contrib import admin
 
 from newsletter.models import HealthAlert
-from subscriptions.admin import ReadOnlyAdminMixin
+from newsletter.admin_site import ReadOnlyAdminMixin
 
 
 @admin.register(HealthAlert)

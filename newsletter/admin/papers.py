@@ -7,7 +7,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from newsletter.models import Paper, PaperRank, PaperTopicScore, ScrapeRun
-from subscriptions.admin import ReadOnlyAdminMixin
+from newsletter.admin_site import ReadOnlyAdminMixin
 
 
 class PaperTopicScoreInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -54,20 +54,23 @@ class PaperAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="Read it")
     def links(self, paper):
-        return format_html('<a href="{}" rel="noopener">Hugging Face</a> · <a href="{}" rel="noopener">arXiv</a>', paper.hf_url, paper.arxiv_url)
+        source = paper.source
+        return format_html('<a href="{}" rel="noopener">{}</a> · <a href="{}" rel="noopener">arXiv</a>',
+                           source.paper_url(paper.arxiv_id), source.label, paper.arxiv_url)
 
 
 @admin.register(ScrapeRun)
 class ScrapeRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     # Narrow enough for a 1280 px screen: the source, HTTP status and other counts are on the detail page.
-    list_display = ["started_at", "status_badge", "kind", "papers_found", "papers_new", "short_error", "alerted_at"]
+    list_display = ["started_at", "status_badge", "kind_label", "papers_found", "papers_new", "short_error", "alerted_at"]
     list_filter = ["status", "kind", "parser"]
     search_fields = ["source", "error"]
     date_hierarchy = "started_at"
-    readonly_fields = ["status_badge"]
+    readonly_fields = ["status_badge", "kind_label"]
 
     def get_fields(self, request, obj=None):
-        return ["status_badge", *[f.name for f in ScrapeRun._meta.fields if f.name not in ("id", "status")]]
+        names = [f.name for f in ScrapeRun._meta.fields if f.name not in ("id", "status")]
+        return ["status_badge", *["kind_label" if name == "kind" else name for name in names]]
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, run):
@@ -79,6 +82,10 @@ class ScrapeRunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         if run.status == ScrapeRun.Status.RUNNING:
             return format_html('<span style="color:#a36d00">{}</span>', run.get_status_display())
         return format_html('<span style="color:#2f7d32">{}</span>', run.get_status_display())
+
+    @admin.display(description="Kind", ordering="kind")
+    def kind_label(self, run):
+        return run.kind_label
 
     @admin.display(description="Error")
     def short_error(self, run):

@@ -17,12 +17,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.conf import settings
 from django.db.models import BooleanField, Case, Count, ExpressionWrapper, Q, Sum, Value, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from newsletter.app_settings import app_settings
 from newsletter.models import Delivery, ScrapeRun
 from newsletter.models.papers import ScrapeRunQuerySet
 from subscriptions.models import ConsentEvent, Subscriber, Topic
@@ -226,7 +226,7 @@ def count_consent_events(first: date, last: date) -> dict[date, dict[str, int]]:
 def deliveries_by_status(window: Window) -> dict[str, list[int]]:
     """Deliveries per digest date and status. A digest date is closed once its pending
     deliveries have been sent or given up (DIGEST_GIVE_UP_AFTER_DAYS, and a day's margin)."""
-    open_from = window.today - timedelta(days=settings.DIGEST_GIVE_UP_AFTER_DAYS + 1)
+    open_from = window.today - timedelta(days=app_settings.DIGEST_GIVE_UP_AFTER_DAYS + 1)
     figures = rollups.per_day("deliveries", window, open_from, count_deliveries)
     return {status: [figures[day].get(status, 0) for day in window.dates] for status in Delivery.Status.values}
 

@@ -6,10 +6,11 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import mail_admins
 
+from newsletter.logs import EventLog
 from newsletter.models import Paper
 from newsletter.scraped import strip_merge_syntax
 
-from .logs import log
+log = EventLog(__name__)
 
 ALERT_EVERY_SECONDS = 3600
 

@@ -5,46 +5,48 @@ The work per chunk is a handful of queries whatever its size (claim, load, paper
 sent, contents, one record per provider call); nothing here queries per subscriber.
 """
 
-import random
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import timedelta
 
 import redis
-from django.conf import settings
-from django.db.models import F
+from celery.utils.time import get_exponential_backoff_interval
 from django.utils import timezone
 
+from newsletter.app_settings import app_settings
+from newsletter.logs import EventLog
 from newsletter.models import Delivery
-from subscriptions import actions
+from subscriptions import actions, bounces
 from subscriptions.models import Subscriber
 
 from . import alerts, claims, selection
 from .links import Recipient
-from .logs import log
 from .outbox import MergeKeysRefused, Outbox, Outcome, SendAborted
 from .providers import DATABASE_ERRORS, ConfigurationError
 from .ratelimit import provider_bucket
 from .rendering import renderer
+
+log = EventLog(__name__)
 
 SYSTEM = actions.Origin(user_agent="digest sender")
 
 
 @dataclass
 class Item:
-    """One claimed delivery with what choosing and sending need."""
+    """One claimed delivery: whom to send it to, whom to choose papers for."""
 
     recipient: Recipient
-    kind: str
-    digest_date: date
-    papers_per_email: int
-    topic_ids: tuple[int, ...]
+    reader: selection.Reader
     receiving: bool
 
     @property
     def delivery_id(self) -> int:
         return self.recipient.delivery_id
+
+    @property
+    def kind(self) -> str:
+        return self.reader.kind
 
 
 @dataclass
@@ -74,12 +76,14 @@ class RetryLater(Exception):
         self.countdown = countdown
 
 
-def backoff(attempt: int, retry_after: float | None = None) -> float:
-    """Exponential, capped, with jitter (half to full); never sooner than the provider asked."""
-    ceiling = min(settings.DIGEST_RETRY_BACKOFF_MAX, settings.DIGEST_RETRY_BACKOFF * 2**attempt)
-    delay = random.uniform(ceiling / 2, ceiling)
+def retry_countdown(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds until the chunk's next attempt: Celery's exponential backoff with full jitter
+    (what a task's retry_backoff and retry_jitter do; counted in milliseconds, as Celery's
+    helper works in whole units), but never sooner than the provider asked (Retry-After)."""
+    cap_ms = int(app_settings.DIGEST_RETRY_BACKOFF_MAX * 1000)
+    delay = get_exponential_backoff_interval(int(app_settings.DIGEST_RETRY_BACKOFF * 1000), attempt, cap_ms, full_jitter=True) / 1000
     if retry_after:
-        delay = max(delay, min(retry_after, settings.DIGEST_RETRY_BACKOFF_MAX))
+        delay = max(delay, min(retry_after, app_settings.DIGEST_RETRY_BACKOFF_MAX))
     return delay
 
 
@@ -89,46 +93,18 @@ def load_items(delivery_ids) -> list[Item]:
         "subscriber__papers_per_email", "subscriber__status", "subscriber__paused",
     )
     rows = list(rows)
-    topics = topics_of({row[3] for row in rows})
+    topics = selection.topics_of({row[3] for row in rows})
     items = []
     for pk, kind, digest_date, sid, email, secret, per_email, status, paused in rows:
         topic_ids, topic_names = topics.get(sid, ((), ()))
         items.append(
             Item(
                 recipient=Recipient(pk, sid, email, secret, topic_names, digest_date),
-                kind=kind,
-                digest_date=digest_date,
-                papers_per_email=per_email,
-                topic_ids=topic_ids,
+                reader=selection.Reader(sid, kind, digest_date, topic_ids, per_email),
                 receiving=status == Subscriber.Status.ACTIVE and not paused,
             )
         )
     return items
-
-
-def topics_of(subscriber_ids) -> dict[int, tuple[tuple[int, ...], tuple[str, ...]]]:
-    """subscriber id -> (topic ids, topic names), in the topics' display order (one query)."""
-    found: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
-    rows = (
-        Subscriber.topics.through.objects.filter(subscriber_id__in=list(subscriber_ids))
-        .order_by("topic__display_order", "topic__name")
-        .values_list("subscriber_id", "topic_id", "topic__name")
-    )
-    for sid, topic_id, name in rows:
-        found[sid][0].append(topic_id)
-        found[sid][1].append(name)
-    return {sid: (tuple(ids), tuple(names)) for sid, (ids, names) in found.items()}
-
-
-def choose_papers(items: list[Item], pools: dict[str, selection.PaperPool]) -> list[tuple[int, ...]]:
-    """The papers of each item's digest, in the items' order (empty: nothing new)."""
-    candidates = set().union(*(pools[kind].paper_ids for kind in {i.kind for i in items}))
-    sent = selection.already_sent({i.recipient.subscriber_id for i in items}, candidates)
-    none = frozenset()
-    return [
-        tuple(pools[i.kind].choose(i.topic_ids, sent.get(i.recipient.subscriber_id, none), i.papers_per_email))
-        for i in items
-    ]
 
 
 class ChunkRun:
@@ -147,12 +123,10 @@ class ChunkRun:
         self._skip(gone, "no longer receiving digests")
         items = [i for i in items if i.receiving]
 
-        pools, waiting = {}, defaultdict(list)
-        for kind in {i.kind for i in items}:
-            try:
-                pools[kind] = selection.paper_pool(kind)
-            except selection.NoGoodScrape as exc:
-                waiting[str(exc)].extend(i.delivery_id for i in items if i.kind == kind)
+        pools, reasons = selection.pools_for({i.kind for i in items})
+        waiting = defaultdict(list)
+        for kind, reason in reasons.items():
+            waiting[reason].extend(i.delivery_id for i in items if i.kind == kind)
         for reason, ids in waiting.items():
             # Not now: they stay pending and the dispatcher queues them again later.
             self._release(ids, error=reason)
@@ -162,7 +136,7 @@ class ChunkRun:
         # Each digest's papers, chosen afresh on every attempt (what was sent is what counts).
         groups: dict[tuple, list[Recipient]] = defaultdict(list)
         nothing_new = []
-        for item, papers in zip(items, choose_papers(items, pools)):
+        for item, papers in zip(items, selection.choose([i.reader for i in items], pools)):
             if papers:
                 groups[(papers, item.kind)].append(item.recipient)
             else:
@@ -226,7 +200,8 @@ class ChunkRun:
             subscriber = Subscriber(pk=self.subscriber_of[delivery_id])
             actions.suppress(subscriber, Subscriber.Status.BOUNCED, SYSTEM, reason="refused by provider", error=reason[:500])
         if outcome.failed:
-            self._count_failures([self.subscriber_of[pk] for pk in outcome.failed])
+            # A message failed without a named cause counts like a soft bounce.
+            bounces.count_send_failures([self.subscriber_of[pk] for pk in outcome.failed], SYSTEM)
         if outcome.refused or outcome.failed:
             log("digest.recipients_failed", refused=len(outcome.refused), failed=len(outcome.failed))
 
@@ -240,15 +215,6 @@ class ChunkRun:
         log("digest.merge_keys_refused", level=40, claimer=self.claimer, deliveries=len(batch),
             papers=",".join(map(str, paper_ids)), unexpected=unexpected[:1000])
         alerts.merge_keys_refused(paper_ids, refused.unexpected, len(batch))
-
-    @staticmethod
-    def _count_failures(subscriber_ids) -> None:
-        """A message refused without naming a cause counts like a soft bounce."""
-        Subscriber.objects.filter(pk__in=subscriber_ids).update(soft_bounces=F("soft_bounces") + 1)
-        for subscriber in Subscriber.objects.filter(
-            pk__in=subscriber_ids, soft_bounces__gte=settings.DIGEST_SOFT_BOUNCE_LIMIT, status=Subscriber.Status.ACTIVE
-        ):
-            actions.suppress(subscriber, Subscriber.Status.BOUNCED, SYSTEM, reason="repeated send failures")
 
     def _skip(self, ids, reason: str) -> None:
         if ids:
@@ -282,13 +248,13 @@ def send_chunk(delivery_ids, claimer: str, attempt: int = 0) -> ChunkReport:
                 error = aborted.error
                 if isinstance(error, ConfigurationError):
                     log("digest.provider_configuration_error", level=40, claimer=claimer, error=str(error))
-                    countdown = settings.DIGEST_RETRY_BACKOFF_MAX
+                    countdown = app_settings.DIGEST_RETRY_BACKOFF_MAX
                 else:
-                    countdown = backoff(attempt, getattr(error, "retry_after", None))
+                    countdown = retry_countdown(attempt, getattr(error, "retry_after", None))
                 _give_back(run, countdown, str(error))
                 raise RetryLater(countdown, str(error)) from aborted
             except (redis.RedisError, *DATABASE_ERRORS) as exc:
-                countdown = backoff(attempt)
+                countdown = retry_countdown(attempt)
                 _give_back(run, countdown, f"{type(exc).__name__}: {exc}")
                 raise RetryLater(countdown, f"{type(exc).__name__}: {exc}") from exc
             except BaseException as exc:

@@ -18,15 +18,17 @@ import zlib
 from contextlib import contextmanager
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, CharField, F, Q, Value, When
 from django.utils import timezone
 
+from newsletter.app_settings import app_settings
+from newsletter.logs import EventLog
 from newsletter.models import Delivery, DigestContent, DigestItem
 
-from .logs import log
 from .providers import DATABASE_ERRORS
+
+log = EventLog(__name__)
 
 # First half of the two-int advisory lock key: "digest claims" (ASCII "DgCl").
 _LOCK_CLASS = 0x4467436C
@@ -121,7 +123,7 @@ def claim(delivery_ids, claimer: str) -> list[int]:
     """Mark the claimable ones among `delivery_ids` as `sending` by `claimer` and return them:
     pending rows, and `sending` rows whose claimer is dead (or is us, after a redelivery)."""
     now = timezone.now()
-    stale = now - timedelta(seconds=settings.DIGEST_CLAIM_TIMEOUT)
+    stale = now - timedelta(seconds=app_settings.DIGEST_CLAIM_TIMEOUT)
     with transaction.atomic():
         rows = list(
             Delivery.objects.select_for_update(skip_locked=True)
@@ -233,15 +235,6 @@ def content_ids_for(paper_lists) -> dict[tuple[int, ...], int]:
     return {papers: content_ids[key] for papers, key in keys.items()}
 
 
-def contents_papers(content_ids) -> dict[int, tuple[int, ...]]:
-    """content id -> its paper ids in order (one query)."""
-    papers: dict[int, list[int]] = {}
-    rows = DigestItem.objects.filter(content_id__in=list(content_ids)).order_by("content_id", "position")
-    for content_id, paper_id in rows.values_list("content_id", "paper_id"):
-        papers.setdefault(content_id, []).append(paper_id)
-    return {cid: tuple(pids) for cid, pids in papers.items()}
-
-
 def requeue_abandoned() -> int:
     """`sending` rows whose claimer is dead go back to pending (the dispatcher queues them)."""
     sending = Delivery.objects.filter(status=S.SENDING)
@@ -259,7 +252,7 @@ def requeue_abandoned() -> int:
                 if claimer:
                     _unlock(claimer)
     else:
-        stale = timezone.now() - timedelta(seconds=settings.DIGEST_CLAIM_TIMEOUT)
+        stale = timezone.now() - timedelta(seconds=app_settings.DIGEST_CLAIM_TIMEOUT)
         count = sending.filter(Q(claimed_at__lt=stale) | Q(claimed_at__isnull=True)).update(**reset)
     if count:
         log("digest.requeue_abandoned", deliveries=count)

@@ -23,11 +23,15 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from newsletter.app_settings import app_settings
+from newsletter.logs import EventLog
 from newsletter.models import Delivery
 from subscriptions.models import Subscriber
 
 from . import claims, selection
-from .logs import log
+from .rendering import renderer
+
+log = EventLog(__name__)
 
 S = Delivery.Status
 _IN_BATCH = 5000
@@ -100,9 +104,9 @@ def create_deliveries(now=None, ignore_hour: bool = False) -> int:
 
 def give_up_old(now=None) -> int:
     now = now or timezone.now()
-    cutoff = now.date() - timedelta(days=settings.DIGEST_GIVE_UP_AFTER_DAYS)
+    cutoff = now.date() - timedelta(days=app_settings.DIGEST_GIVE_UP_AFTER_DAYS)
     count = Delivery.objects.filter(status=S.PENDING, digest_date__lt=cutoff).update(
-        status=S.FAILED, error=f"not sent within {settings.DIGEST_GIVE_UP_AFTER_DAYS} days"
+        status=S.FAILED, error=f"not sent within {app_settings.DIGEST_GIVE_UP_AFTER_DAYS} days"
     )
     if count:
         log("digest.given_up", level=30, deliveries=count)
@@ -113,7 +117,7 @@ def take_pending(now) -> int:
     """Stamp as queued at `now` the pending rows not queued recently (a lost queue message, a
     chunk that gave up retrying); returns how many. Concurrent dispatchers get disjoint rows."""
     now = now or timezone.now()
-    cutoff = now - timedelta(seconds=settings.DIGEST_REQUEUE_AFTER)
+    cutoff = now - timedelta(seconds=app_settings.DIGEST_REQUEUE_AFTER)
     with transaction.atomic():
         ids = list(
             Delivery.objects.select_for_update(skip_locked=True)
@@ -130,41 +134,30 @@ def take_pending(now) -> int:
 def chunked_in_send_order(queued_at, chunk_size: int) -> list[list[int]]:
     """The deliveries stamped `queued_at` by this run, cut into chunks and ordered so that
     subscribers who will most likely get the same digest are side by side: by the papers
-    their topics and size would select from the current pool (ignoring what each was sent
-    before: the chunk decides that exactly). Two queries, whatever the number."""
+    selection would choose for them now, ignoring what each was sent before (the chunk
+    decides that exactly). Two queries, whatever the number."""
     queued = Delivery.objects.filter(status=S.PENDING, queued_at=queued_at)
-    rows = list(queued.values_list("pk", "subscriber_id", "kind", "subscriber__papers_per_email"))
+    rows = list(queued.values_list("pk", "subscriber_id", "kind", "digest_date", "subscriber__papers_per_email"))
     topics = defaultdict(list)
     pairs = Subscriber.topics.through.objects.filter(
         subscriber__deliveries__status=S.PENDING, subscriber__deliveries__queued_at=queued_at
     )
     for sid, topic_id in pairs.values_list("subscriber_id", "topic_id"):
         topics[sid].append(topic_id)
-    pools = {}
-    for kind in {row[2] for row in rows}:
-        try:
-            pools[kind] = selection.paper_pool(kind)
-        except selection.NoGoodScrape:
-            pass
-    nothing = frozenset()
-
-    def likely_digest(row):
-        pool = pools.get(row[2])
-        chosen = pool.choose(sorted(topics.get(row[1], ())), nothing, row[3]) if pool else ()
-        return (row[2], chosen, row[1])
-
-    ids = [row[0] for row in sorted(rows, key=likely_digest)]
+    readers = [
+        selection.Reader(sid, kind, digest_date, tuple(sorted(topics.get(sid, ()))), per_email)
+        for _, sid, kind, digest_date, per_email in rows
+    ]
+    pools, _ = selection.pools_for({reader.kind for reader in readers})
+    likely = selection.choose(readers, pools, history=False)
+    order = sorted(range(len(rows)), key=lambda n: (readers[n].kind, likely[n], readers[n].subscriber_id))
+    ids = [rows[n][0] for n in order]
     return [ids[start : start + chunk_size] for start in range(0, len(ids), chunk_size)]
 
 
-def dispatch(now=None, ignore_hour: bool = False, enqueue=None) -> DispatchReport:
-    """One dispatcher run. `enqueue(ids)` hands a chunk over (default: the Celery task)."""
-    if enqueue is None:
-        from newsletter.tasks.digests import send_digest_chunk
-
-        def enqueue(ids):
-            send_digest_chunk.apply_async(args=[ids])
-
+def dispatch(now=None, ignore_hour: bool = False, *, enqueue) -> DispatchReport:
+    """One dispatcher run. `enqueue(ids)` hands each chunk over: the Celery task's
+    (newsletter.tasks.digests.queue_chunk), or the caller's own (manage.py send_digests)."""
     started = time.perf_counter()
     now = now or timezone.now()
     report = DispatchReport()
@@ -200,35 +193,30 @@ class PlanReport:
 def plan(now=None, ignore_hour: bool = False, progress=None) -> PlanReport:
     """A dry run: who is due and what their digests would hold, every distinct digest
     rendered, nothing written and nothing sent."""
-    from .chunks import Item, choose_papers, topics_of
-    from .links import Recipient
-    from .rendering import renderer
-
     started = time.perf_counter()
     now = now or timezone.now()
     report = PlanReport()
-    try:
-        pools = {kind: selection.paper_pool(kind, now) for kind in Delivery.Kind.values}
-    except selection.NoGoodScrape as exc:
-        report.waiting = str(exc)
+    pools, waiting = selection.pools_for(Delivery.Kind.values, now)
+    if waiting:
+        report.waiting = next(iter(waiting.values()))
         return report
     seen = set()
     for local_date, due in due_subscribers(now, ignore_hour):
-        rows = list(due.values_list("pk", "email", "secret", "frequency", "papers_per_email"))
+        rows = list(due.values_list("pk", "frequency", "papers_per_email"))
         for start in range(0, len(rows), settings.DIGEST_CHUNK_SIZE):
             batch = rows[start : start + settings.DIGEST_CHUNK_SIZE]
-            topics = topics_of([row[0] for row in batch])
-            items = []
-            for pk, email, secret, frequency, per_email in batch:
-                topic_ids, names = topics.get(pk, ((), ()))
-                items.append(Item(Recipient(0, pk, email, secret, names, local_date), frequency, local_date, per_email, topic_ids, True))
-            for item, papers in zip(items, choose_papers(items, pools)):
+            topics = selection.topics_of([row[0] for row in batch])
+            readers = [
+                selection.Reader(pk, frequency, local_date, topics.get(pk, ((), ()))[0], per_email)
+                for pk, frequency, per_email in batch
+            ]
+            for reader, papers in zip(readers, selection.choose(readers, pools)):
                 if papers:
                     report.would_send += 1
-                    key = (papers, item.kind)
+                    key = (papers, reader.kind)
                     if key not in seen:
                         seen.add(key)
-                        renderer.render(papers, pools[item.kind], item.kind)
+                        renderer.render(papers, pools[reader.kind], reader.kind)
                 else:
                     report.would_skip += 1
             report.due += len(batch)

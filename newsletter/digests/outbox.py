@@ -2,9 +2,9 @@
 backend; `send()` delivers one rendered digest to a slice of its recipients and says, per
 delivery, what happened.
 
-Batch providers (Mailgun, SendGrid) get one call per slice: the digest with the provider's
-merge fields, each recipient's values as merge data and their List-Unsubscribe as a merge
-header. Before each such call the content is searched for merge keys in any provider's
+Batch providers (Mailgun, SendGrid, Postmark: newsletter/email_providers) get one call per
+slice: the digest with the provider's merge fields, each recipient's values as merge data and
+their List-Unsubscribe as a merge header. Before each such call the content is searched for merge keys in any provider's
 syntax: a key the templates did not insert (a forged copy of one of ours counts too) would be
 filled with each reader's own values wherever it sits, so the call is refused
 (MergeKeysRefused) and nothing is sent.
@@ -28,6 +28,7 @@ from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connectio
 from django.core.mail.message import make_msgid
 from django.core.mail.utils import DNS_NAME
 
+from newsletter.app_settings import app_settings
 from newsletter.scraped import merge_tags
 
 from . import providers
@@ -83,14 +84,16 @@ def _unexpected_merge_keys(digest: RenderedDigest, field_format: str, headers: t
     those the templates inserted, counted: so a forged copy of one of ours shows too."""
     html, text = _provider_content(digest, field_format)
     found = merge_tags(digest.subject) + merge_tags(html) + merge_tags(text) + merge_tags("\n".join(headers))
-    inserted = Counter(field_format.format(name).lower() for part in (digest.html, digest.text) for name in part.parts[1::2])
+    inserted = Counter()  # what the provider's tag pattern finds in the fields we wrote
+    for name in (*digest.html.parts[1::2], *digest.text.parts[1::2]):
+        inserted += merge_tags(field_format.format(name))
     return tuple(sorted((found - inserted).items()))
 
 
 class Outbox:
     def __init__(self, connection=None):
         self.connection = connection or get_connection(
-            providers.digest_backend(settings.EMAIL_BACKEND), timeout=settings.DIGEST_SEND_TIMEOUT
+            providers.digest_backend(settings.EMAIL_BACKEND), timeout=app_settings.DIGEST_SEND_TIMEOUT
         )
         self.capability = providers.capability_of(self.connection)
         self.links = LinkMaker()
@@ -149,7 +152,7 @@ class Outbox:
     def _check_merge_keys(self, digest, values) -> None:
         """Raise MergeKeysRefused if the content, or a recipient's own values (SendGrid fills
         keys inside filled-in values too), holds a merge key the templates did not insert."""
-        unexpected = Counter(dict(_unexpected_merge_keys(digest, self.capability.field_format, tuple(self.headers.values()))))
+        unexpected = Counter(dict(_unexpected_merge_keys(digest, self.capability.merge_field, tuple(self.headers.values()))))
         own_values = "\n".join(v for _, merge_values in values for v in [*merge_values.values(), *LinkMaker.headers(merge_values).values()])
         unexpected.update(merge_tags(own_values))
         if unexpected:
@@ -157,7 +160,7 @@ class Outbox:
 
     def _batch_call(self, digest, values) -> Outcome:
         self._check_merge_keys(digest, values)
-        html, text = _provider_content(digest, self.capability.field_format)
+        html, text = _provider_content(digest, self.capability.merge_field)
         message = AnymailMessage(
             subject=digest.subject,
             body=text,
@@ -169,12 +172,10 @@ class Outbox:
         message.attach_alternative(html, "text/html")
         message.merge_data = {r.email: v for r, v in values}
         message.merge_headers = {r.email: LinkMaker.headers(v) for r, v in values}
-        if self.capability.esp_extra:
-            message.esp_extra = dict(self.capability.esp_extra)
         try:
             message.send()
         except Exception as exc:
-            error = providers.classify_provider_error(exc, message.to)
+            error = self.capability.classify_error(exc, message.to)
             if error is None:
                 raise
             if isinstance(error, RecipientsRefused):
@@ -207,7 +208,7 @@ class Outbox:
             try:
                 self.connection.send_messages([message])
             except Exception as exc:
-                error = providers.classify_provider_error(exc, [recipient.email])
+                error = self.capability.classify_error(exc, [recipient.email])
                 if error is None:
                     raise
                 if isinstance(error, RecipientsRefused):

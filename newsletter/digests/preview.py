@@ -11,8 +11,7 @@ from django.utils import timezone
 from newsletter.models import Delivery
 from subscriptions.models import Subscriber
 
-from . import claims, selection
-from .chunks import topics_of
+from . import selection
 from .links import LinkMaker, Recipient, static_headers
 from .rendering import renderer
 
@@ -31,7 +30,7 @@ class DigestPreview:
 
 
 def _recipient(subscriber: Subscriber, delivery_id: int, digest_date) -> Recipient:
-    _, names = topics_of([subscriber.pk]).get(subscriber.pk, ((), ()))
+    _, names = selection.topics_of([subscriber.pk]).get(subscriber.pk, ((), ()))
     return Recipient(delivery_id, subscriber.pk, subscriber.email, subscriber.secret, names, digest_date)
 
 
@@ -53,7 +52,7 @@ def _redact_personal_links(values: dict[str, str]) -> dict[str, str]:
 def sent_digest_html(delivery: Delivery) -> str:
     """The HTML of a sent digest as its recipient received it, but without their personal
     links (the web copy: see LinkMaker.web_copy_values)."""
-    paper_ids = claims.contents_papers([delivery.content_id]).get(delivery.content_id, ())
+    paper_ids = tuple(delivery.content.ordered_papers().values_list("pk", flat=True))
     pool = selection.pool_for_papers(delivery.kind, paper_ids)
     digest = renderer.render(paper_ids, pool, delivery.kind)
     values = LinkMaker().web_copy_values(_recipient(delivery.subscriber, delivery.pk, delivery.digest_date))
@@ -93,9 +92,9 @@ def next_digest(subscriber: Subscriber, now=None) -> DigestPreview:
         preview.reason = f"No digest can be built now: {exc}."
         return preview
     recipient = _recipient(subscriber, 0, local_date)
-    topic_ids, _ = topics_of([subscriber.pk]).get(subscriber.pk, ((), ()))
-    sent = selection.already_sent([subscriber.pk], pool.paper_ids).get(subscriber.pk, set())
-    paper_ids = pool.choose(topic_ids, sent, subscriber.papers_per_email)
+    topic_ids, _ = selection.topics_of([subscriber.pk]).get(subscriber.pk, ((), ()))
+    reader = selection.Reader(subscriber.pk, kind, local_date, topic_ids, subscriber.papers_per_email)
+    [paper_ids] = selection.choose([reader], {kind: pool})
     if not paper_ids:
         preview.reason = "Nothing new matches this subscriber's topics: no email would be sent (recorded as skipped)."
         return preview

@@ -25,6 +25,7 @@ from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.text import Truncator
 
+from newsletter import sources
 from newsletter.models import Paper
 from newsletter.scraped import github_repo_url, strip_merge_syntax
 
@@ -114,13 +115,17 @@ def _author_names(authors) -> list[str]:
     return names
 
 
-def paper_context(paper: Paper, topic_names) -> dict:
+def paper_context(paper: Paper, topic_names, source=None) -> dict:
+    """`source`: the paper source that links to its page (newsletter.sources; default: the
+    configured one)."""
     authors = _author_names(paper.authors)
     arxiv_id = quote(paper.arxiv_id, safe="./-")
     summary = _clean(paper.ai_summary) or Truncator(_clean(paper.abstract)).chars(SUMMARY_CHARS)
+    source = source or sources.default()
     return {
         "title": _clean(paper.title),
-        "hf_url": f"https://huggingface.co/papers/{arxiv_id}",
+        "paper_url": source.paper_url(paper.arxiv_id),
+        "source_label": source.label,
         "arxiv_url": f"https://arxiv.org/abs/{arxiv_id}",
         "authors": authors[:AUTHORS_SHOWN],
         "et_al": len(authors) > AUTHORS_SHOWN,
@@ -199,7 +204,7 @@ class DigestRenderer:
         if missing:
             css, _ = self.css
             for paper in Paper.objects.filter(pk__in=missing):
-                context = paper_context(paper, pool.topic_names.get(paper.pk, ()))
+                context = paper_context(paper, pool.topic_names.get(paper.pk, ()), pool.sources.get(paper.pk))
                 html = css_inline.inline_fragment(render_to_string("emails/_digest_paper.html", context), css)
                 text = render_to_string("emails/_digest_paper.txt", context).strip() + "\n"
                 self._blocks[paper.pk] = (html, text, context["title"])

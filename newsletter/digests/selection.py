@@ -1,33 +1,50 @@
-"""Which papers a digest holds.
+"""Choosing papers, in one place: which papers, in which order, for this reader on this date.
+
+Sending (chunks), the dispatcher's send order and dry run (dispatch) and the staff preview
+(preview) all describe their readers as `Reader`s and ask `choose()`; the order comes from the
+ranking hook (ranking.py, DIGEST_RANKING).
 
 Papers come only from a good scrape: the newest finished scrape run must not have failed, and
 must be recent. A daily digest picks from the papers of the newest successful run (a 304 "not
 modified" run stands for the data of the successful run before it); a weekly digest picks
-from every paper ranked by a successful run of the last seven days. Within that pool a
-subscriber gets the papers that match their topics and that they were never sent, ranked by
-topic score and upvotes, up to their papers-per-email.
+from every paper ranked by a successful run of the last seven days. Within that pool a reader
+gets the papers the topic model put in their topics and that they were never sent, best
+first, up to their papers per email.
 
 A pool is loaded with a handful of queries and kept per process for as long as the runs it
-was built from are the newest, so a chunk of a thousand subscribers costs no per-subscriber
-query here.
+was built from are the newest, and readers who would get the same choice share it, so a
+chunk of a thousand readers costs no per-reader query here.
 """
 
-import math
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from newsletter.models import Delivery, Paper, PaperRank, PaperTopicScore, ScrapeRun
-from subscriptions.models import Topic
+from newsletter.models import Delivery, DigestItem, Paper, PaperRank, PaperTopicScore, ScrapeRun
+from subscriptions.models import Subscriber, Topic
+
+from .ranking import get_ranking
 
 WEEK = timedelta(days=7)
 
 
 class NoGoodScrape(Exception):
     """No digest may be built now: the newest scrape failed, is too old, or there is none."""
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Whom a digest is for, as far as choosing its papers goes."""
+
+    subscriber_id: int
+    kind: str  # Delivery.Kind: daily or weekly
+    digest_date: date  # the reader's local date the digest is for
+    topic_ids: tuple[int, ...]
+    papers_per_email: int
 
 
 @dataclass
@@ -37,36 +54,87 @@ class PaperPool:
     key: tuple
     # paper id -> upvotes
     upvotes: dict[int, int]
-    # topic id -> [(paper id, score)] for the scores that reach the threshold
+    # topic id -> [(paper id, score)], best first
     by_topic: dict[int, list[tuple[int, float]]]
     # paper id -> names of the topics it matches, best first (shown in the email)
     topic_names: dict[int, list[str]]
-    _memo: dict = field(default_factory=dict, repr=False)
+    # paper id -> the paper source that links to its page (newsletter.sources)
+    sources: dict[int, object] = field(default_factory=dict)
+    # Choices already made from this pool, shared by readers who get the same one.
+    _chosen: dict = field(default_factory=dict, repr=False)
 
     @property
     def paper_ids(self) -> set[int]:
         return set(self.upvotes)
 
-    def choose(self, topic_ids, already_sent, limit: int) -> list[int]:
-        """The subscriber's digest: matching papers not sent before, best first."""
-        memo_key = (tuple(topic_ids), frozenset(already_sent), limit)
-        chosen = self._memo.get(memo_key)
-        if chosen is None:
-            relevance: dict[int, float] = {}
-            for topic_id in topic_ids:
-                for paper_id, score in self.by_topic.get(topic_id, ()):
-                    if paper_id not in already_sent and score > relevance.get(paper_id, 0.0):
-                        relevance[paper_id] = score
-            chosen = sorted(relevance, key=lambda pk: self._rank_key(pk, relevance[pk]))[:limit]
-            if len(self._memo) < 50_000:
-                self._memo[memo_key] = chosen
-        return chosen
+    def relevance(self, topic_ids, already_sent) -> dict[int, float]:
+        """Candidate paper id -> its best score among `topic_ids`, leaving out `already_sent`."""
+        found: dict[int, float] = {}
+        for topic_id in topic_ids:
+            for paper_id, score in self.by_topic.get(topic_id, ()):
+                if paper_id not in already_sent and score > found.get(paper_id, 0.0):
+                    found[paper_id] = score
+        return found
 
-    def _rank_key(self, paper_id: int, relevance: float):
-        # Topic score weighted by how much the community cares (log of upvotes), so a strong
-        # match with few votes and a weak match with many both have a chance.
-        upvotes = self.upvotes[paper_id]
-        return (-relevance * math.log2(2 + upvotes), -upvotes, paper_id)
+
+def choose(readers, pools: dict[str, PaperPool], history: bool = True) -> list[tuple[int, ...]]:
+    """The papers of each reader's digest, best first, in the readers' order; () when nothing
+    new matches (or there is no pool for the reader's kind). With `history=False` what each
+    reader was sent before is ignored (the dispatcher's guess at who gets the same digest)."""
+    ranking = get_ranking()
+    if history:
+        candidates = set().union(*(pools[kind].paper_ids for kind in {r.kind for r in readers} if kind in pools))
+        sent = already_sent({r.subscriber_id for r in readers}, candidates)
+    else:
+        sent = {}
+    nothing = frozenset()
+    chosen = []
+    for reader in readers:
+        pool = pools.get(reader.kind)
+        if pool is None:
+            chosen.append(())
+            continue
+        seen = frozenset(sent.get(reader.subscriber_id, nothing))
+        key = (ranking, tuple(reader.topic_ids), seen, reader.papers_per_email)
+        if ranking.personal:
+            key += (reader.subscriber_id, reader.digest_date)
+        papers = pool._chosen.get(key)
+        if papers is None:
+            papers = tuple(ranking.order(reader, pool.relevance(reader.topic_ids, seen), pool)[: reader.papers_per_email])
+            if len(pool._chosen) < 50_000:
+                pool._chosen[key] = papers
+        chosen.append(papers)
+    return chosen
+
+
+def topics_of(subscriber_ids) -> dict[int, tuple[tuple[int, ...], tuple[str, ...]]]:
+    """subscriber id -> (topic ids, topic names), in the topics' display order (one query)."""
+    found: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
+    rows = (
+        Subscriber.topics.through.objects.filter(subscriber_id__in=list(subscriber_ids))
+        .order_by("topic__display_order", "topic__name")
+        .values_list("subscriber_id", "topic_id", "topic__name")
+    )
+    for sid, topic_id, name in rows:
+        found[sid][0].append(topic_id)
+        found[sid][1].append(name)
+    return {sid: (tuple(ids), tuple(names)) for sid, (ids, names) in found.items()}
+
+
+def already_sent(subscriber_ids, paper_ids) -> dict[int, set[int]]:
+    """subscriber id -> the papers among `paper_ids` that were sent to them before (one query)."""
+    sent: dict[int, set[int]] = {}
+    rows = DigestItem.objects.filter(
+        paper_id__in=list(paper_ids),
+        content__deliveries__subscriber_id__in=list(subscriber_ids),
+        content__deliveries__status=Delivery.Status.SENT,
+    ).values_list("content__deliveries__subscriber_id", "paper_id")
+    for subscriber_id, paper_id in rows:
+        sent.setdefault(subscriber_id, set()).add(paper_id)
+    return sent
+
+
+# --- pools --------------------------------------------------------------------------------
 
 
 def source_runs(now=None) -> tuple[ScrapeRun, ScrapeRun]:
@@ -113,58 +181,44 @@ def paper_pool(kind: str, now=None) -> PaperPool:
         run_ids = tuple(sorted(runs.values_list("pk", flat=True)))
     else:
         run_ids = (data_run.pk,)
-    key = (kind, run_ids, settings.DIGEST_MIN_TOPIC_SCORE)
+    key = (kind, run_ids)
     pool = _POOLS.get(kind)
     if pool is None or pool.key != key:
-        pool = _POOLS[kind] = _load_pool(kind, key, run_ids)
+        paper_ids = PaperRank.objects.filter(run_id__in=run_ids).values("paper_id")
+        pool = _POOLS[kind] = _build_pool(kind, key, paper_ids)
     return pool
 
 
-def _load_pool(kind: str, key: tuple, run_ids) -> PaperPool:
-    paper_ids = PaperRank.objects.filter(run_id__in=run_ids).values("paper_id")
-    upvotes = dict(Paper.objects.filter(pk__in=paper_ids).values_list("pk", "upvotes"))
-    by_topic: dict[int, list[tuple[int, float]]] = {}
-    topic_names: dict[int, list[str]] = {pk: [] for pk in upvotes}
-    names = dict(Topic.objects.values_list("pk", "name"))
-    scores = (
-        PaperTopicScore.objects.filter(paper_id__in=list(upvotes), score__gte=settings.DIGEST_MIN_TOPIC_SCORE)
-        .order_by("paper_id", "-score", "topic_id")
-        .values_list("topic_id", "paper_id", "score")
-    )
-    for topic_id, paper_id, score in scores:
-        by_topic.setdefault(topic_id, []).append((paper_id, score))
-        topic_names[paper_id].append(names[topic_id])
-    return PaperPool(kind=kind, key=key, upvotes=upvotes, by_topic=by_topic, topic_names=topic_names)
-
-
-def already_sent(subscriber_ids, paper_ids) -> dict[int, set[int]]:
-    """subscriber id -> the papers among `paper_ids` that were sent to them before (one query)."""
-    from newsletter.models import DigestItem
-
-    sent: dict[int, set[int]] = {}
-    rows = DigestItem.objects.filter(
-        paper_id__in=list(paper_ids),
-        content__deliveries__subscriber_id__in=list(subscriber_ids),
-        content__deliveries__status=Delivery.Status.SENT,
-    ).values_list("content__deliveries__subscriber_id", "paper_id")
-    for subscriber_id, paper_id in rows:
-        sent.setdefault(subscriber_id, set()).add(paper_id)
-    return sent
+def pools_for(kinds, now=None) -> tuple[dict[str, PaperPool], dict[str, str]]:
+    """(kind -> its pool, kind -> why it has none now) for each of `kinds`."""
+    pools, waiting = {}, {}
+    for kind in kinds:
+        try:
+            pools[kind] = paper_pool(kind, now)
+        except NoGoodScrape as exc:
+            waiting[kind] = str(exc)
+    return pools, waiting
 
 
 def pool_for_papers(kind: str, paper_ids) -> PaperPool:
     """A pool of exactly these papers (to show a digest sent from an older scrape)."""
     paper_ids = tuple(paper_ids)
+    return _build_pool(kind, ("papers", paper_ids), paper_ids)
+
+
+def _build_pool(kind: str, key: tuple, paper_ids) -> PaperPool:
     upvotes = dict(Paper.objects.filter(pk__in=paper_ids).values_list("pk", "upvotes"))
     names = dict(Topic.objects.values_list("pk", "name"))
-    topic_names: dict[int, list[str]] = {pk: [] for pk in upvotes}
     by_topic: dict[int, list[tuple[int, float]]] = {}
+    topic_names: dict[int, list[str]] = {pk: [] for pk in upvotes}
+    # A row means the topic model put the paper in that topic (its own threshold decides).
     scores = (
-        PaperTopicScore.objects.filter(paper_id__in=paper_ids, score__gte=settings.DIGEST_MIN_TOPIC_SCORE)
+        PaperTopicScore.objects.filter(paper_id__in=list(upvotes))
         .order_by("paper_id", "-score", "topic_id")
         .values_list("topic_id", "paper_id", "score")
     )
     for topic_id, paper_id, score in scores:
         by_topic.setdefault(topic_id, []).append((paper_id, score))
         topic_names[paper_id].append(names[topic_id])
-    return PaperPool(kind=kind, key=("papers", paper_ids), upvotes=upvotes, by_topic=by_topic, topic_names=topic_names)
+    return PaperPool(kind=kind, key=key, upvotes=upvotes, by_topic=by_topic, topic_names=topic_names,
+                     sources=Paper.objects.sources_of(upvotes))

@@ -6,11 +6,14 @@ no delivery is recorded, so the reader's real digest is neither skipped nor chan
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 
+from newsletter.app_settings import app_settings
+from newsletter.logs import EventLog
 from subscriptions.models import Subscriber
 
 from . import providers
-from .logs import log
 from .preview import DigestPreview, next_digest
+
+log = EventLog(__name__)
 
 SUBJECT_PREFIX = "[TEST] "
 
@@ -21,7 +24,7 @@ def send_test_digest(subscriber: Subscriber, address: str, by: str = "", now=Non
     preview = next_digest(subscriber, now)
     if preview.reason:
         return preview
-    connection = get_connection(providers.digest_backend(settings.EMAIL_BACKEND), timeout=settings.DIGEST_SEND_TIMEOUT)
+    connection = get_connection(providers.digest_backend(settings.EMAIL_BACKEND), timeout=app_settings.DIGEST_SEND_TIMEOUT)
     message = EmailMultiAlternatives(
         subject=f"{SUBJECT_PREFIX}{preview.subject}",
         body=preview.text,

@@ -2,7 +2,10 @@
 run (trending history) and each paper's score per topic."""
 
 from django.db import models
+from django.db.models import OuterRef, Subquery
 from django.utils.timezone import now
+
+from newsletter import sources
 
 
 class PaperQuerySet(models.QuerySet):
@@ -15,6 +18,19 @@ class PaperQuerySet(models.QuerySet):
         may be built from. A failed run never counts."""
         run = ScrapeRun.objects.last_good(kind=kind)
         return self.from_run(run) if run else self.none()
+
+    def sources_of(self, paper_ids) -> dict:
+        """paper id -> its paper source (newsletter.sources): the one whose page listed it
+        last; the default source for papers only ever loaded from a file. One query."""
+        last_kind = (
+            PaperRank.objects.filter(paper=OuterRef("pk"))
+            .exclude(run__kind=sources.FILE_KIND)
+            .order_by("-run__started_at", "-run_id")
+            .values("run__kind")[:1]
+        )
+        rows = self.filter(pk__in=list(paper_ids)).annotate(kind=Subquery(last_kind)).values_list("pk", "kind")
+        default = sources.default()
+        return {pk: (sources.for_kind(kind) if kind else None) or default for pk, kind in rows}
 
 
 class Paper(models.Model):
@@ -47,8 +63,9 @@ class Paper(models.Model):
         return f"{self.arxiv_id} {self.title[:80]}"
 
     @property
-    def hf_url(self) -> str:
-        return f"https://huggingface.co/papers/{self.arxiv_id}"
+    def source(self):
+        """The paper source whose page listed it last (newsletter.sources)."""
+        return Paper.objects.sources_of([self.pk])[self.pk]
 
     @property
     def arxiv_url(self) -> str:
@@ -74,15 +91,11 @@ class ScrapeRun(models.Model):
         NOT_MODIFIED = "not_modified", "Not modified (304)"
         FAILED = "failed", "Failed"
 
-    class Kind(models.TextChoices):
-        TRENDING = "trending", "Trending page"
-        DAILY = "daily", "Daily page"
-        API = "api", "Daily papers API"
-        FILE = "file", "File loaded by hand"
-
     source = models.CharField(max_length=500)
-    # Runs are compared ("far fewer papers than last time") only with runs of the same kind.
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.TRENDING, db_index=True)
+    # The page kind read: one a registered paper source declares, or "file" (newsletter.sources;
+    # no choices, so a new source needs no migration). Runs are compared ("far fewer papers than
+    # last time") only with runs of the same kind.
+    kind = models.CharField(max_length=sources.MAX_KIND_LENGTH, validators=[sources.validate_kind], db_index=True)
     started_at = models.DateTimeField(default=now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING, db_index=True)
@@ -105,6 +118,10 @@ class ScrapeRun(models.Model):
 
     def __str__(self):
         return f"{self.source} @ {self.started_at:%Y-%m-%d %H:%M} ({self.status})"
+
+    @property
+    def kind_label(self) -> str:
+        return sources.kind_label(self.kind)
 
 
 class PaperRank(models.Model):

@@ -8,19 +8,20 @@ from django.core.mail import mail_admins
 from django.urls import reverse
 from django.utils.timezone import now
 
+from newsletter.logs import EventLog
 from newsletter.models import ScrapeRun
 
-logger = logging.getLogger(__name__)
+log = EventLog(__name__)
 
 
 def alert_failed_run(run: ScrapeRun) -> bool:
     """Mail ADMINS about a failed run and stamp `run.alerted_at`. Returns whether a mail went
     out. A broken mail setup is logged, never raised: the failure is already recorded."""
     if not settings.ADMINS:
-        logger.error("scrape run %s failed and ADMINS is empty, so nobody was mailed: %s", run.pk, run.error)
+        log("scrape.alert_not_mailed", level=logging.ERROR, run=run.pk, reason="ADMINS is empty", error=run.error)
         return False
     # Fixed subject: nothing scraped or remote goes into a header.
-    subject = f"Paper scrape failed ({run.get_kind_display()}, run {run.pk})"
+    subject = f"Paper scrape failed ({run.kind_label}, run {run.pk})"
     admin_url = settings.SITE_URL + reverse("admin:newsletter_scraperun_change", args=[run.pk])
     message = "\n".join(
         [
@@ -38,7 +39,7 @@ def alert_failed_run(run: ScrapeRun) -> bool:
     try:
         mail_admins(subject, message, fail_silently=False)
     except Exception:  # SMTP down, provider refusing: log it, keep the run as it is.
-        logger.exception("could not mail the admins about failed scrape run %s", run.pk)
+        log("scrape.alert_not_mailed", level=logging.ERROR, exc_info=True, run=run.pk, reason="the mail failed")
         return False
     run.alerted_at = now()
     run.save(update_fields=["alerted_at"])

@@ -9,7 +9,6 @@ asked for its own robots.txt before anything else is fetched from it. Errors nam
 and status codes, never what a response said."""
 
 import hashlib
-import logging
 import time
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -22,9 +21,10 @@ from django.core.cache import cache
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from newsletter.app_settings import app_settings
+
 from .errors import ScrapeError
 
-logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -50,18 +50,18 @@ class FetchResult:
 
 def build_session() -> requests.Session:
     retry = Retry(
-        total=settings.SCRAPE_RETRIES,
-        connect=settings.SCRAPE_RETRIES,
-        read=settings.SCRAPE_RETRIES,
-        status=settings.SCRAPE_RETRIES,
+        total=app_settings.SCRAPE_RETRIES,
+        connect=app_settings.SCRAPE_RETRIES,
+        read=app_settings.SCRAPE_RETRIES,
+        status=app_settings.SCRAPE_RETRIES,
         other=0,
         allowed_methods=frozenset({"GET", "HEAD"}),
         status_forcelist=RETRY_STATUSES,
-        backoff_factor=settings.SCRAPE_BACKOFF_FACTOR,
-        backoff_max=settings.SCRAPE_BACKOFF_MAX,
-        backoff_jitter=settings.SCRAPE_BACKOFF_JITTER,
+        backoff_factor=app_settings.SCRAPE_BACKOFF_FACTOR,
+        backoff_max=app_settings.SCRAPE_BACKOFF_MAX,
+        backoff_jitter=app_settings.SCRAPE_BACKOFF_JITTER,
         respect_retry_after_header=True,
-        retry_after_max=settings.SCRAPE_RETRY_AFTER_MAX,
+        retry_after_max=app_settings.SCRAPE_RETRY_AFTER_MAX,
         # After the last try, hand back the 429/5xx response so its status can be reported.
         raise_on_status=False,
     )
@@ -71,7 +71,7 @@ def build_session() -> requests.Session:
     session.mount("https://", adapter)
     session.headers.update(
         {
-            "User-Agent": settings.SCRAPE_USER_AGENT,
+            "User-Agent": app_settings.SCRAPE_USER_AGENT,
             "Accept": "text/html,application/xhtml+xml,application/json;q=0.9,*/*;q=0.5",
             "Accept-Language": "en",
         }
@@ -152,12 +152,12 @@ def _get(session: requests.Session, url: str, headers: dict) -> requests.Respons
         return session.get(
             url,
             headers=headers,
-            timeout=(settings.SCRAPE_CONNECT_TIMEOUT, settings.SCRAPE_READ_TIMEOUT),
+            timeout=(app_settings.SCRAPE_CONNECT_TIMEOUT, app_settings.SCRAPE_READ_TIMEOUT),
             stream=True,
             allow_redirects=False,  # _get_following checks each hop first
         )
     except requests.exceptions.RetryError as exc:
-        raise ScrapeError(f"{url} kept failing after {settings.SCRAPE_RETRIES} retries: {exc}") from exc
+        raise ScrapeError(f"{url} kept failing after {app_settings.SCRAPE_RETRIES} retries: {exc}") from exc
     except requests.exceptions.Timeout as exc:
         raise ScrapeError(f"{url} timed out: {exc}") from exc
     except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
@@ -170,7 +170,7 @@ def read_capped(response: requests.Response, max_bytes: int) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise ScrapeError(f"{response.url} is {declared} bytes, more than the {max_bytes} allowed", http_status=response.status_code)
-    deadline = time.monotonic() + settings.SCRAPE_TOTAL_TIMEOUT
+    deadline = time.monotonic() + app_settings.SCRAPE_TOTAL_TIMEOUT
     chunks, size = [], 0
     try:
         for chunk in response.iter_content(CHUNK_SIZE):
@@ -178,7 +178,7 @@ def read_capped(response: requests.Response, max_bytes: int) -> bytes:
             if size > max_bytes:
                 raise ScrapeError(f"{response.url} sent more than the {max_bytes} bytes allowed", http_status=response.status_code)
             if time.monotonic() > deadline:
-                raise ScrapeError(f"{response.url} took longer than {settings.SCRAPE_TOTAL_TIMEOUT}s to send", http_status=response.status_code)
+                raise ScrapeError(f"{response.url} took longer than {app_settings.SCRAPE_TOTAL_TIMEOUT}s to send", http_status=response.status_code)
             chunks.append(chunk)
     except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
         raise ScrapeError(f"{response.url} broke off while sending: {exc}", http_status=response.status_code) from exc
@@ -195,24 +195,24 @@ def robots_allow(session: requests.Session, url: str, allowed: frozenset) -> boo
     SCRAPE_ROBOTS_CACHE_SECONDS; a 4xx means no rules (401/403: keep out); an unreachable
     robots.txt stops the scrape (RFC 9309: assume complete disallow). Its redirects (RFC 9309:
     follow up to five) stay on the `allowed` hosts like any other."""
-    if not settings.SCRAPE_OBEY_ROBOTS:
+    if not app_settings.SCRAPE_OBEY_ROBOTS:
         return True
     robots_url = origin_of(url) + "/robots.txt"
     key = "scrape:robots:" + hashlib.sha256(robots_url.encode()).hexdigest()
     rules = cache.get(key)
     if rules is None:
         rules = _download_robots(session, robots_url, allowed)
-        cache.set(key, rules, settings.SCRAPE_ROBOTS_CACHE_SECONDS)
+        cache.set(key, rules, app_settings.SCRAPE_ROBOTS_CACHE_SECONDS)
     parser = RobotFileParser()
     parser.parse(rules.splitlines())
-    return parser.can_fetch(settings.SCRAPE_USER_AGENT, url)
+    return parser.can_fetch(app_settings.SCRAPE_USER_AGENT, url)
 
 
 def _download_robots(session: requests.Session, robots_url: str, allowed: frozenset) -> str:
     response = _get_following(session, robots_url, {}, allowed, obey_robots=False)
     with response:
         if response.status_code == 200:
-            return read_capped(response, settings.SCRAPE_ROBOTS_MAX_BYTES).decode("utf-8", errors="replace")
+            return read_capped(response, app_settings.SCRAPE_ROBOTS_MAX_BYTES).decode("utf-8", errors="replace")
         if response.status_code in (401, 403):
             return DISALLOW_ALL
         if 400 <= response.status_code < 500:

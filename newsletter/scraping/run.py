@@ -1,49 +1,50 @@
-"""One scrape run from start to end: record it, fetch (or read a file), parse, check, store,
-score topics; on any failure mark the run FAILED, keep every stored paper and alert the
-admins."""
+"""One scrape run from start to end: record it, fetch (or read a file), let the paper source
+read it (newsletter/sources/), check, store, assign topics; on any failure mark the run
+FAILED, keep every stored paper and alert the admins."""
 
 import logging
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
 from django.utils.timezone import now
 
-from newsletter import topics
+from newsletter import sources, topic_assignment
+from newsletter.logs import EventLog
 from newsletter.models import ScrapeRun
 
-from . import alerts, fetch, parse, store
+from . import alerts, fetch, store
 from .errors import ScrapeError
 
-logger = logging.getLogger(__name__)
+log = EventLog(__name__)
 
 
 def kind_of(url: str) -> str:
-    path = urlsplit(url).path.rstrip("/")
-    if path.startswith("/api/"):
-        return ScrapeRun.Kind.API
-    if path == "/papers" or path.startswith("/papers/date/"):
-        return ScrapeRun.Kind.DAILY
-    return ScrapeRun.Kind.TRENDING
+    """The page kind of `url` ("" if no registered source knows it)."""
+    found = sources.for_url(url)
+    return found[1] if found else ""
 
 
 def scrape_url(url: str | None = None) -> ScrapeRun:
     """Scrape `url` (default SCRAPE_SOURCE_URL). Returns the finished run; check its status."""
     url = url or settings.SCRAPE_SOURCE_URL
-    run = ScrapeRun.objects.create(source=url[:500], kind=kind_of(url))
+    found = sources.for_url(url)
+    run = ScrapeRun.objects.create(source=url[:500], kind=found[1] if found else "")
     base = _validators_from(url)
     try:
+        if found is None:
+            raise ScrapeError(f"no paper source (PAPER_SOURCES) reads {url[:200]}")
+        source = found[0]
         response = fetch.fetch(url, etag=base.etag if base else "", last_modified=base.last_modified if base else "")
         run.http_status = response.status
         if response.not_modified:
             if base is None:
                 raise ScrapeError(f"{url} answered 304 Not Modified to an unconditional request", http_status=304)
             store.record_not_modified(run, base)
-            logger.info("scrape run %s: %s not modified since run %s", run.pk, url, base.pk)
+            log("scrape.not_modified", run=run.pk, url=url, since_run=base.pk)
             return run
         run.etag, run.last_modified = response.etag, response.last_modified
-        _parse_and_store(run, lambda: parse.parse(response.body, response.content_type))
+        _parse_and_store(run, lambda: source.parse(response.body, response.content_type))
     except ScrapeError as exc:
         _fail(run, exc)
     except Exception as exc:
@@ -67,9 +68,9 @@ def needs_retry(url: str | None = None) -> bool:
 
 
 def scrape_file(path: str | Path) -> ScrapeRun:
-    """Load a saved HTML page or API JSON response by hand."""
+    """Load a saved page or API response by hand, read by the default source."""
     path = Path(path)
-    run = ScrapeRun.objects.create(source=f"file:{path.resolve()}"[:500], kind=ScrapeRun.Kind.FILE)
+    run = ScrapeRun.objects.create(source=f"file:{path.resolve()}"[:500], kind=sources.FILE_KIND)
     try:
         try:
             body = path.read_bytes()
@@ -78,7 +79,7 @@ def scrape_file(path: str | Path) -> ScrapeRun:
         if len(body) > settings.SCRAPE_MAX_BYTES:
             raise ScrapeError(f"{path} is {len(body)} bytes, more than the {settings.SCRAPE_MAX_BYTES} allowed")
         content_type = "application/json" if path.suffix.lower() == ".json" else ""
-        _parse_and_store(run, lambda: parse.parse(body, content_type))
+        _parse_and_store(run, lambda: sources.default().parse(body, content_type))
     except ScrapeError as exc:
         _fail(run, exc)
     except Exception as exc:
@@ -93,7 +94,7 @@ def _parse_and_store(run: ScrapeRun, read) -> None:
     # Papers, ranks and topic scores land together or not at all.
     with transaction.atomic():
         papers = store.store_papers(run, result)
-        topics.score_papers(papers)
+        topic_assignment.assign_topics(papers)
 
 
 def _validators_from(url: str) -> ScrapeRun | None:
@@ -111,10 +112,10 @@ def _fail(run: ScrapeRun, exc: Exception) -> None:
     if isinstance(exc, ScrapeError):
         run.error = str(exc)
         run.http_status = exc.http_status or run.http_status
-        logger.error("scrape run %s failed: %s", run.pk, exc)
+        log("scrape.failed", level=logging.ERROR, run=run.pk, error=str(exc))
     else:
         run.error = f"internal error: {exc!r}"
-        logger.exception("scrape run %s crashed", run.pk)
+        log("scrape.crashed", level=logging.ERROR, exc_info=True, run=run.pk)
     run.status = ScrapeRun.Status.FAILED
     run.finished_at = now()
     run.save()

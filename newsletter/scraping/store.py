@@ -2,24 +2,25 @@
 rank on the run (trending history), and the guard that refuses a list far shorter than the
 last good scrape of the same kind (a page fetched before it was complete)."""
 
-import logging
 import math
 
 from django.conf import settings
 from django.db import transaction
 from django.utils.timezone import now
 
+from newsletter import sources
+from newsletter.logs import EventLog
 from newsletter.models import Paper, PaperRank, ScrapeRun
 
 from .errors import ScrapeError
 from .parse import ParseResult
 
-logger = logging.getLogger(__name__)
+log = EventLog(__name__)
 
 
 def latest_successful_run(kind: str | None = None) -> ScrapeRun | None:
     """The newest run whose papers may be used (status OK or 304 "not modified"), optionally
-    of one kind (ScrapeRun.Kind). Never a failed or running one."""
+    of one page kind (newsletter.sources). Never a failed or running one."""
     return ScrapeRun.objects.last_good(kind=kind)
 
 
@@ -32,7 +33,7 @@ def check_not_far_fewer(run: ScrapeRun, found: int) -> None:
     """Raise ScrapeError if `found` is far below the last good scrape of the same kind
     (fewer than SCRAPE_MIN_PAPERS_RATIO of it). A file loaded by hand is the operator's
     deliberate choice and is not compared."""
-    if run.kind == ScrapeRun.Kind.FILE:
+    if run.kind == sources.FILE_KIND:
         return
     previous = (
         ScrapeRun.objects.filter(kind=run.kind, status=ScrapeRun.Status.OK, papers_found__gt=0)
@@ -96,7 +97,7 @@ def store_papers(run: ScrapeRun, result: ParseResult) -> list[Paper]:
     run.error = _skipped_note(result)
     run.finished_at = now()
     run.save()
-    logger.info("scrape run %s: %s found, %s new, %s updated, %s skipped", run.pk, len(ordered), len(new), len(updated), result.skipped)
+    log("scrape.stored", run=run.pk, found=len(ordered), new=len(new), updated=len(updated), skipped=result.skipped)
     return ordered
 
 

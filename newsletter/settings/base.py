@@ -1,6 +1,8 @@
 """Settings shared by every environment. Everything an operator may change comes from
 environment variables (django-environ); development.py / production.py / test.py only
-change defaults and add safety checks."""
+change defaults and add safety checks. Internal tuning (time-outs, backoffs, retries, the
+paper sources, the digest ranking) is not here: its defaults are in newsletter/app_settings.py,
+and a settings module may still override any of them."""
 
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -204,25 +206,11 @@ if env("RATELIMIT_IP_META_KEY", default="") not in ("", "REMOTE_ADDR", RATELIMIT
 # --- Digests ---------------------------------------------------------------------------
 # Papers come only from a recent successful scrape, and never while the newest run failed.
 DIGEST_MAX_SCRAPE_AGE_HOURS = env.int("DIGEST_MAX_SCRAPE_AGE_HOURS", default=36)
-# A paper counts for a topic when its stored score (rows exist from TOPIC_MIN_SCORE up) reaches this.
-DIGEST_MIN_TOPIC_SCORE = env.float("DIGEST_MIN_TOPIC_SCORE", default=0.0)
 # Deliveries per Celery task, and recipients per provider call (capped by the provider's own limit).
 DIGEST_CHUNK_SIZE = env.int("DIGEST_CHUNK_SIZE", default=1000)
 DIGEST_BATCH_SIZE = env.int("DIGEST_BATCH_SIZE", default=1000)
-# Seconds to wait for the provider (API call or SMTP) before counting the call as failed.
-DIGEST_SEND_TIMEOUT = env.float("DIGEST_SEND_TIMEOUT", default=30)
 # Messages per second for all workers together (a token bucket in Redis); 0 = no limit.
 DIGEST_RATE_LIMIT = env.float("DIGEST_RATE_LIMIT", default=0)
-# A `sending` claim older than this belongs to a worker presumed dead and may be taken over.
-DIGEST_CLAIM_TIMEOUT = env.int("DIGEST_CLAIM_TIMEOUT", default=600)
-# Pending deliveries queued longer ago than this are queued again by the next dispatcher run.
-DIGEST_REQUEUE_AFTER = env.int("DIGEST_REQUEUE_AFTER", default=1800)
-# Pending deliveries older than this many days are given up (marked failed).
-DIGEST_GIVE_UP_AFTER_DAYS = env.int("DIGEST_GIVE_UP_AFTER_DAYS", default=2)
-# Transient provider errors: exponential backoff with jitter, capped, a bounded number of times.
-DIGEST_RETRY_BACKOFF = env.float("DIGEST_RETRY_BACKOFF", default=5)
-DIGEST_RETRY_BACKOFF_MAX = env.float("DIGEST_RETRY_BACKOFF_MAX", default=600)
-DIGEST_MAX_RETRIES = env.int("DIGEST_MAX_RETRIES", default=10)
 # Soft bounces in a row that suppress an address.
 DIGEST_SOFT_BOUNCE_LIMIT = env.int("DIGEST_SOFT_BOUNCE_LIMIT", default=3)
 # Optional second List-Unsubscribe target, e.g. unsubscribe@example.org (its inbox must act on it).
@@ -247,21 +235,7 @@ CELERY_TASK_ROUTES = {"newsletter.tasks.digests.send_digest_chunk": {"queue": "d
 SCRAPE_SOURCE_URL = env("SCRAPE_SOURCE_URL", default="https://huggingface.co/papers/trending")
 # Sent in the User-Agent so the site's operators can reach whoever runs this scraper.
 SCRAPE_CONTACT_URL = env("SCRAPE_CONTACT_URL", default=SITE_URL)
-SCRAPE_USER_AGENT = env("SCRAPE_USER_AGENT", default=f"TrendingPapersDigest/1.0 (+{SCRAPE_CONTACT_URL})")
-SCRAPE_CONNECT_TIMEOUT = env.float("SCRAPE_CONNECT_TIMEOUT", default=10)
-SCRAPE_READ_TIMEOUT = env.float("SCRAPE_READ_TIMEOUT", default=30)
-SCRAPE_TOTAL_TIMEOUT = env.float("SCRAPE_TOTAL_TIMEOUT", default=120)
-# Retries on connection errors, read timeouts, 429 and 5xx: backoff_factor * 2**n seconds,
-# plus up to SCRAPE_BACKOFF_JITTER random seconds; a Retry-After header wins (capped).
-SCRAPE_RETRIES = env.int("SCRAPE_RETRIES", default=4)
-SCRAPE_BACKOFF_FACTOR = env.float("SCRAPE_BACKOFF_FACTOR", default=2.0)
-SCRAPE_BACKOFF_MAX = env.float("SCRAPE_BACKOFF_MAX", default=120)
-SCRAPE_BACKOFF_JITTER = env.float("SCRAPE_BACKOFF_JITTER", default=1.0)
-SCRAPE_RETRY_AFTER_MAX = env.int("SCRAPE_RETRY_AFTER_MAX", default=300)
 SCRAPE_MAX_BYTES = env.int("SCRAPE_MAX_BYTES", default=20 * 1024 * 1024)
-SCRAPE_OBEY_ROBOTS = env.bool("SCRAPE_OBEY_ROBOTS", default=True)
-SCRAPE_ROBOTS_CACHE_SECONDS = env.int("SCRAPE_ROBOTS_CACHE_SECONDS", default=24 * 3600)
-SCRAPE_ROBOTS_MAX_BYTES = env.int("SCRAPE_ROBOTS_MAX_BYTES", default=512 * 1024)
 # Hosts a redirect may lead the scraper to (exact names); the host of the URL being scraped
 # always may. Each host's own robots.txt is honoured.
 SCRAPE_ALLOWED_HOSTS = env.list("SCRAPE_ALLOWED_HOSTS", default=[urlsplit(SCRAPE_SOURCE_URL).hostname or ""])
@@ -269,8 +243,6 @@ SCRAPE_ALLOWED_HOSTS = env.list("SCRAPE_ALLOWED_HOSTS", default=[urlsplit(SCRAPE
 SCRAPE_REQUIRE_HTTPS = env.bool("SCRAPE_REQUIRE_HTTPS", default=False)
 # A run finding fewer papers than this share of the last good run of its kind fails.
 SCRAPE_MIN_PAPERS_RATIO = env.float("SCRAPE_MIN_PAPERS_RATIO", default=0.5)
-# The Redis lock that keeps two beats or workers from scraping at once expires after this.
-SCRAPE_LOCK_TIMEOUT = env.int("SCRAPE_LOCK_TIMEOUT", default=30 * 60)
 SCRAPE_HOUR = env.int("SCRAPE_HOUR", default=5)
 SCRAPE_MINUTE = env.int("SCRAPE_MINUTE", default=0)
 # The later run that scrapes again only if today's scrape failed or skipped records.
@@ -285,8 +257,8 @@ CELERY_BEAT_SCHEDULE["scrape-papers-retry"] = {
     "schedule": crontab(hour=SCRAPE_RETRY_HOUR, minute=SCRAPE_RETRY_MINUTE),
     "kwargs": {"only_if_needed": True},
 }
-# A paper belongs to a topic when its keyword score reaches this (see newsletter/topics.py).
-TOPIC_MIN_SCORE = env.float("TOPIC_MIN_SCORE", default=3.0)
+# Which topics a paper belongs to is the topic model's decision (newsletter/topic_model.py,
+# its one threshold); digests take every paper it put in a reader's topics.
 
 # --- Deliverability health (newsletter/health.py) ------------------------------------------
 # ADMINS get one email a day while the 7-day complaint rate or bounce rate is above these, or
@@ -304,6 +276,11 @@ CELERY_BEAT_SCHEDULE["refresh-dashboard"] = {
     "schedule": crontab(minute="*/10"),
 }
 
+# One log format everywhere: web, management commands and Celery workers (which set up their
+# own logging); our own messages are key=value events (newsletter/logs.py).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+CELERY_WORKER_LOG_FORMAT = LOG_FORMAT
+CELERY_WORKER_TASK_LOG_FORMAT = LOG_FORMAT
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -314,7 +291,7 @@ LOGGING = {
         "redact_tokens": {"()": "subscriptions.token_redaction.RedactTokens"},
     },
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "plain": {"format": LOG_FORMAT},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_tokens"]},

@@ -15,3 +15,9 @@ ALLOWED_HOSTS = ["*"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = env("TEST_EMAIL_BACKEND", default="django.core.mail.backends.locmem.EmailBackend")
 SIGNUP_RATE_LIMIT = env("SIGNUP_RATE_LIMIT", default="1000/m")
+
+# Worker processes started by tests get short time-outs and backoffs from their environment
+# (the product never reads these knobs from there: newsletter/app_settings.py).
+from newsletter.app_settings import from_environ  # noqa: E402
+
+globals().update(from_environ())

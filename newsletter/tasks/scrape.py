@@ -3,13 +3,13 @@
 lock keeps two beats or two workers from scraping at the same time."""
 
 from celery import shared_task
-from celery.utils.log import get_task_logger
-from django.conf import settings
 
+from newsletter.app_settings import app_settings
 from newsletter import locks
+from newsletter.logs import EventLog
 from newsletter.scraping import run
 
-logger = get_task_logger(__name__)
+log = EventLog(__name__)
 
 LOCK_NAME = "scrape-papers"
 
@@ -18,15 +18,15 @@ LOCK_NAME = "scrape-papers"
 def scrape_papers(url: str | None = None, only_if_needed: bool = False) -> dict:
     """Scrape `url` (default SCRAPE_SOURCE_URL). A failure is recorded on the ScrapeRun and
     mailed to the admins by the scraper itself; it is not a task error to retry blindly."""
-    with locks.exclusive(LOCK_NAME, settings.SCRAPE_LOCK_TIMEOUT) as acquired:
+    with locks.exclusive(LOCK_NAME, app_settings.SCRAPE_LOCK_TIMEOUT) as acquired:
         if not acquired:
-            logger.info("another scrape is running; this one stands down")
+            log("scrape.skipped", reason="another scrape is running")
             return {"skipped": "locked"}
         if only_if_needed and not run.needs_retry(url):
-            logger.info("today's scrape went fine; no retry needed")
+            log("scrape.skipped", reason="today's scrape went fine")
             return {"skipped": "not needed"}
         scrape_run = run.scrape_url(url)
-        logger.info("scrape run %s: %s", scrape_run.pk, scrape_run.status)
+        log("scrape.run", run=scrape_run.pk, status=scrape_run.status)
         return {
             "run": scrape_run.pk,
             "status": scrape_run.status,

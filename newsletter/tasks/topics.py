@@ -2,11 +2,11 @@
 newsletter.signals once the change is committed), then assigning every stored paper again."""
 
 from celery import shared_task
-from celery.utils.log import get_task_logger
 
 from newsletter import topic_assignment, topic_model
+from newsletter.logs import EventLog
 
-logger = get_task_logger(__name__)
+log = EventLog(__name__)
 
 
 @shared_task(acks_late=True)
@@ -21,5 +21,5 @@ def retrain_topic_model(reason: str = "") -> dict:
     else:
         retrained = False
     stored = topic_assignment.rescore_all()
-    logger.info("topic model v%s (%s): %s paper-topic rows", newest.version, "retrained" if retrained else "unchanged", stored)
+    log("topics.rescored", version=newest.version, retrained=retrained, rows=stored)
     return {"version": newest.version, "retrained": retrained, "rows": stored}

@@ -1,9 +1,9 @@
 """Scrape by hand: `manage.py scrape_papers [--url URL | --file PATH]`. Prints what was found,
 new and updated; exits non-zero on a scrape error (which is recorded and mailed as usual)."""
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from newsletter.app_settings import app_settings
 from newsletter import locks
 from newsletter.models import ScrapeRun
 from newsletter.scraping import run
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         source.add_argument("--file", help="A saved HTML page or API JSON response to load.")
 
     def handle(self, *args, url=None, file=None, **options):
-        with locks.exclusive(LOCK_NAME, settings.SCRAPE_LOCK_TIMEOUT) as acquired:
+        with locks.exclusive(LOCK_NAME, app_settings.SCRAPE_LOCK_TIMEOUT) as acquired:
             if not acquired:
                 raise CommandError("Another scrape is running; try again when it has finished.")
             scrape_run = run.scrape_file(file) if file else run.scrape_url(url)

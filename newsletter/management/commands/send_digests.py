@@ -14,14 +14,16 @@ import time
 import uuid
 from dataclasses import asdict
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from newsletter.app_settings import app_settings
 from newsletter.digests import chunks, dispatch
-from newsletter.digests.logs import log
+from newsletter.logs import EventLog
 from newsletter.models import Delivery
-from newsletter.tasks.digests import send_digest_chunk
+from newsletter.tasks.digests import queue_chunk
+
+log = EventLog(__name__)
 
 S = Delivery.Status
 
@@ -46,7 +48,7 @@ class Command(BaseCommand):
         def enqueue(ids):
             batches.append(ids)
             if options["workers"]:
-                send_digest_chunk.apply_async(args=[ids])
+                queue_chunk(ids)
 
         report = dispatch.dispatch(ignore_hour=options["all"], enqueue=enqueue)
         if report.waiting:
@@ -75,7 +77,7 @@ class Command(BaseCommand):
     def _send_here(self, batches, bar):
         claimer = f"cli-{uuid.uuid4()}"
         for n, ids in enumerate(batches):
-            for attempt in range(settings.DIGEST_MAX_RETRIES + 1):
+            for attempt in range(app_settings.DIGEST_MAX_RETRIES + 1):
                 try:
                     report = chunks.send_chunk(ids, claimer=f"{claimer}-{n}", attempt=attempt)
                 except chunks.RetryLater as later:

@@ -6,7 +6,6 @@ Use the `hf_server` fixture (import it into the test module) and `scrape_setting
 the scraper at it with small timeouts and backoffs."""
 
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -15,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "hf"
+from .net import free_port
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "hf"
 API_FILES = sorted(FIXTURES.glob("api_daily_papers_20*.json"))
 SAMPLE_PAGE = FIXTURES / "trending_page_sample.html"
 HOSTILE_API = FIXTURES / "api_daily_papers_hostile.json"
@@ -140,10 +141,7 @@ class HFServer:
 
 def closed_port_url(path: str = "/papers/trending") -> str:
     """A loopback URL nothing listens on (connection refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}{path}"
+    return f"http://127.0.0.1:{free_port()}{path}"
 
 
 @pytest.fixture

@@ -1,5 +1,12 @@
-"""Maps EMAIL_PROVIDER to a Django email backend and gathers each ESP's usual environment
-variables into Anymail's ANYMAIL setting, so switching provider is a matter of settings."""
+"""Email providers.
+
+This module maps EMAIL_PROVIDER to a Django email backend and gathers each ESP's usual
+environment variables into Anymail's ANYMAIL setting, so switching provider is a matter of
+settings (the settings import it: it imports nothing else). What digest sending needs to know
+about a provider lives on its backend class: `base.DigestBackend`, one small module per batch
+provider (`mailgun`, `sendgrid`, `postmark`), found through `registry`. ADDING_A_PROVIDER.md
+walks through adding one.
+"""
 
 import os
 

@@ -11,8 +11,9 @@ An event changes an address only if it names a message we sent to that address (
 message id stored on each Delivery): a hard bounce, complaint or provider-side unsubscribe for
 a digest suppresses its recipient, and nothing else suppresses anyone. Soft bounces (deferred,
 mailbox full, blocked for now) count up and suppress after DIGEST_SOFT_BOUNCE_LIMIT in a row; a
-delivered event resets the count. Every change is written to the consent log through
-subscriptions.actions.
+delivered event resets the count. Which bounces are soft is the provider backend's call
+(newsletter/email_providers: `is_soft_bounce`); the rule itself is in subscriptions.bounces.
+Every change is written to the consent log through subscriptions.actions.
 """
 
 import json
@@ -25,21 +26,17 @@ from anymail.signals import EventType, RejectReason, tracking
 from anymail.webhooks.mailgun import MailgunTrackingWebhookView
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from django.dispatch import receiver
 from django.http import Http404, HttpResponseForbidden
 from django.urls import URLPattern
 
-from subscriptions import actions
-from subscriptions.models import ConsentEvent, Subscriber
+from newsletter.email_providers import registry
+from newsletter.logs import EventLog
 
-from .digests.logs import log
-from .models import Delivery
+from . import actions, bounces
+from .models import Subscriber
 
-# Bounce types that providers report as "bounced" although the mailbox may work tomorrow.
-_SOFT_BOUNCE_TYPES = {
-    "postmark": {"SoftBounce", "Transient", "DnsError"},
-}
+log = EventLog(__name__)
 
 # The Anymail setting that turns on each provider's own signature check (anymail.webhooks.*).
 SIGNING_KEY_SETTINGS = {
@@ -138,19 +135,7 @@ def _sent_to(subscriber: Subscriber, message_id: str | None) -> bool:
     bare = (message_id or "").strip().strip("<>")
     if not bare:
         return False
-    return Delivery.objects.filter(subscriber=subscriber, provider_message_id__in=[bare, f"<{bare}>"]).exists()
-
-
-def _is_soft_bounce(event, esp_name: str) -> bool:
-    if event.event_type == EventType.DEFERRED:
-        return True
-    raw = event.esp_event if isinstance(event.esp_event, dict) else {}
-    esp = esp_name.lower()
-    if esp == "postmark":
-        return raw.get("Type") in _SOFT_BOUNCE_TYPES["postmark"]
-    if esp == "sendgrid":
-        return raw.get("type") == "blocked"  # SendGrid: "blocked" = temporary refusal
-    return False
+    return subscriber.deliveries.filter(provider_message_id__in=[bare, f"<{bare}>"]).exists()
 
 
 def _details(event, esp_name: str) -> dict:
@@ -169,7 +154,7 @@ def _origin(esp_name: str) -> actions.Origin:
     return actions.Origin(user_agent=f"{esp_name} webhook")
 
 
-@receiver(tracking, dispatch_uid="newsletter.webhooks.on_tracking_event")
+@receiver(tracking, dispatch_uid="subscriptions.webhooks.on_tracking_event")
 def on_tracking_event(sender, event, esp_name, **kwargs):
     if not event.recipient or event.event_type not in _ACTED_ON:
         return
@@ -187,43 +172,14 @@ def on_tracking_event(sender, event, esp_name, **kwargs):
         changed = actions.suppress(subscriber, Subscriber.Status.COMPLAINED, origin, **details)
     elif event_type == EventType.UNSUBSCRIBED:
         changed = actions.suppress(subscriber, Subscriber.Status.UNSUBSCRIBED, origin, method="provider", **details)
-    elif event_type in (EventType.BOUNCED, EventType.DEFERRED) and _is_soft_bounce(event, esp_name):
-        changed = count_soft_bounce(subscriber, origin, details)
+    elif event_type in (EventType.BOUNCED, EventType.DEFERRED) and registry.backend_class(esp_name).is_soft_bounce(event):
+        changed = bounces.count_soft_bounce(subscriber, origin, details)
     elif event_type == EventType.BOUNCED or (
         event_type == EventType.REJECTED and event.reject_reason in (RejectReason.BOUNCED, RejectReason.INVALID)
     ):
         changed = actions.suppress(subscriber, Subscriber.Status.BOUNCED, origin, **details)
     elif event_type == EventType.DELIVERED:
-        changed = reset_soft_bounces(subscriber, origin, details)
+        changed = bounces.reset_soft_bounces(subscriber, origin, details)
     else:
         return
     log("webhook.event", esp=esp_name, event_type=event_type, subscriber=subscriber.pk, changed=changed)
-
-
-@transaction.atomic
-def count_soft_bounce(subscriber: Subscriber, origin, details: dict) -> bool:
-    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
-    if subscriber.status != Subscriber.Status.ACTIVE:
-        return False
-    subscriber.soft_bounces += 1
-    subscriber.save(update_fields=["soft_bounces", "updated_at"])
-    if subscriber.soft_bounces >= settings.DIGEST_SOFT_BOUNCE_LIMIT:
-        return actions.suppress(
-            subscriber, Subscriber.Status.BOUNCED, origin, severity="soft", soft_bounces=subscriber.soft_bounces, **details
-        )
-    actions.log_event(
-        subscriber, ConsentEvent.Kind.BOUNCE, origin, severity="soft", soft_bounces=subscriber.soft_bounces, suppressed=False, **details
-    )
-    return True
-
-
-@transaction.atomic
-def reset_soft_bounces(subscriber: Subscriber, origin, details: dict) -> bool:
-    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
-    if subscriber.soft_bounces == 0:
-        return False
-    previous = subscriber.soft_bounces
-    subscriber.soft_bounces = 0
-    subscriber.save(update_fields=["soft_bounces", "updated_at"])
-    actions.log_event(subscriber, ConsentEvent.Kind.BOUNCE, origin, soft_bounces=0, previous_soft_bounces=previous, **details)
-    return True

@@ -16,6 +16,8 @@ from django.core import signing
 from subscriptions import tokens
 from subscriptions.models import ConsentEvent, Subscriber, Topic
 
+from .hostile_env import ADMIN_EMAIL, WEBHOOK_ENV
+
 XSS = '"><script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
@@ -310,6 +312,17 @@ def _send_one(reader, **email_settings):
     return delivery, report
 
 
+def _send_one_over_smtp(reader):
+    """Send `reader` today's digest over SMTP to a sink: (delivery, the sink, stopped)."""
+    from .smtp_sink import SmtpSink
+
+    with SmtpSink() as sink:
+        delivery, _ = _send_one(reader, EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+                                EMAIL_HOST="127.0.0.1", EMAIL_PORT=sink.port)
+        sink.wait_for_total(1, timeout=10)
+    return delivery, sink
+
+
 def _no_script_links(html: str) -> bool:
     import re
 
@@ -344,8 +357,7 @@ def case_scraped_xss_everywhere(http, world):
     from django.contrib.auth.models import User
     from django.test import Client
 
-    from chaos.support import CountingSmtpSink
-    from tests.fake_provider import FakeMailgun
+    from .fake_providers import FakeMailgun
 
     results = []
     topic = world.victim.topics.first()
@@ -353,17 +365,11 @@ def case_scraped_xss_everywhere(http, world):
 
     # Over SMTP: the bytes a mail server receives.
     smtp_reader = _reader(topic, "xss-smtp")
-    sink = CountingSmtpSink(keep_messages=True)
-    try:
-        delivery, report = _send_one(smtp_reader, EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-                                     EMAIL_HOST="127.0.0.1", EMAIL_PORT=sink.port)
-        sink.wait_for_total(1, timeout=10)
-    finally:
-        sink.stop()
+    delivery, sink = _send_one_over_smtp(smtp_reader)
     results.append(("SMTP: the hostile digest was sent to its reader only",
                     delivery.status == "sent" and dict(sink.per_recipient) == {smtp_reader.email: 1}))
     if sink.messages:
-        message = sink.messages[0]
+        message = sink.messages[0]["message"]
         headers = {k: str(v) for k, v in message.items()}
         html = message.get_body(preferencelist=("html",)).get_content()
         text = message.get_body(preferencelist=("plain",)).get_content()
@@ -479,7 +485,6 @@ def _mailgun_event(event: str, recipient: str, message_id: str, signed_at: float
     import hashlib
     import hmac
 
-    from chaos.support import WEBHOOK_ENV
 
     timestamp, token = str(int(signed_at or time.time())), uuid.uuid4().hex + uuid.uuid4().hex[:18]
     signature = hmac.new(WEBHOOK_ENV["MAILGUN_WEBHOOK_SIGNING_KEY"].encode(), (timestamp + token).encode(), hashlib.sha256).hexdigest()
@@ -553,7 +558,6 @@ def _chaos_webhook_settings():
     from django.conf import settings
     from django.test import override_settings
 
-    from chaos.support import WEBHOOK_ENV
 
     anymail = {**settings.ANYMAIL, "WEBHOOK_SECRET": WEBHOOK_ENV["ANYMAIL_WEBHOOK_SECRET"],
                "MAILGUN_WEBHOOK_SIGNING_KEY": WEBHOOK_ENV["MAILGUN_WEBHOOK_SIGNING_KEY"]}
@@ -565,8 +569,7 @@ def case_webhooks(http, world):
     wrong one are refused, and its documented bounce, complaint and unsubscribe event for a
     digest we sent suppresses exactly that address. The other providers' events, with the
     right secret, find no webhook."""
-    from chaos.support import WEBHOOK_ENV
-    from tests.helpers import sent_digest
+    from .seeding import sent_digest
 
     results = []
     secret, provider = WEBHOOK_ENV["ANYMAIL_WEBHOOK_SECRET"], WEBHOOK_ENV["WEBHOOK_PROVIDER"]
@@ -723,7 +726,7 @@ def case_signup_mail_limits(http, world):
 def case_unsubscribe_answer_and_web_copy(http, world):
     """An old unsubscribe link (after "Revoke preference links") reaches no preferences page;
     a web copy carries no personal links; an expired web copy link is refused."""
-    from tests.helpers import personal_links
+    from .links import personal_links
 
     results = []
     reader = _reader(Topic.objects.filter(active=True).first(), "unsub-answer")
@@ -788,9 +791,8 @@ CASES += [case_confirm_link_replay, case_resend_limits, case_signup_mail_limits,
 def case_webhook_forgeries(http, world):
     """Authenticated-looking Mailgun calls that must still change nobody: a year-old signature
     on a swapped recipient, a replayed token, an event for a message never sent to that address."""
-    from chaos.support import WEBHOOK_ENV
     from newsletter.models import Delivery
-    from tests.helpers import sent_digest
+    from .seeding import sent_digest
 
     secret = WEBHOOK_ENV["ANYMAIL_WEBHOOK_SECRET"]
     if WEBHOOK_ENV["WEBHOOK_PROVIDER"] != "mailgun":
@@ -852,7 +854,7 @@ def _staff_session(*codenames) -> dict:
 def case_view_only_staff(http, world):
     """Staff who may only view subscribers: every changing admin action is refused, and the
     digest preview shows no working link of the reader's."""
-    from tests.helpers import working_tokens_in
+    from .links import working_tokens_in
 
     results = []
     viewer = _staff_session("view_subscriber")
@@ -884,7 +886,6 @@ def case_security_errors_do_not_flood_the_admins(http, world):
     the first and at most one an hour for the second, however many arrive."""
     from django.test import override_settings
 
-    from chaos.support import ADMIN_EMAIL, WEBHOOK_ENV
 
     results = []
     # (gunicorn has the same ADMINS and ALLOWED_HOSTS from its environment)
@@ -1009,40 +1010,38 @@ def _good_run_of(topic, papers: list[dict]):
     allow), each scored high for `topic`."""
     import random
 
-    from django.utils import timezone
+    from newsletter.models import Paper
 
-    from newsletter.models import Paper, PaperRank, PaperTopicScore, ScrapeRun
+    from .seeding import make_scrape
 
-    now = timezone.now()
-    run = ScrapeRun.objects.create(source="https://huggingface.co/papers/trending", status=ScrapeRun.Status.OK,
-                                   started_at=now, finished_at=now, papers_found=len(papers), parser="props")
-    for rank, fields in enumerate(papers, start=1):
+    taken = set(Paper.objects.values_list("arxiv_id", flat=True))
+    ids = []
+    while len(ids) < len(papers):  # new papers, never ones stored before
         arxiv_id = f"2611.{random.randint(10000, 99999)}"
-        while Paper.objects.filter(arxiv_id=arxiv_id).exists():
-            arxiv_id = f"2611.{random.randint(10000, 99999)}"
-        paper = Paper.objects.create(arxiv_id=arxiv_id, upvotes=100 - rank, **fields)
-        PaperRank.objects.create(run=run, paper=paper, rank=rank, upvotes=paper.upvotes)
-        PaperTopicScore.objects.create(paper=paper, topic=topic, score=99.0)
-    return run
+        if arxiv_id not in taken and arxiv_id not in ids:
+            ids.append(arxiv_id)
+    return make_scrape([{"arxiv_id": arxiv_id, "upvotes": 100 - rank, **fields, "topics": {topic.slug: 99.0}}
+                        for rank, (arxiv_id, fields) in enumerate(zip(ids, papers), start=1)], parser="props")
 
 
 def _through_the_parser(**paper_fields) -> dict:
     """What the parser stores of one API item with these fields."""
     import json
 
-    from newsletter.scraping.parse import parse_api
+    from newsletter.sources.huggingface import parse_api
 
     item = {"paper": {"id": "2611.00001", "title": "A paper", "upvotes": 1, **paper_fields}}
     return parse_api(json.dumps([item])).papers[0].fields
 
 
 def case_forged_merge_keys_in_scraped_urls(http, world):
-    """Merge keys of Mailgun and SendGrid, any case, in githubRepo, projectPage and the text:
-    the parser refuses the links and makes the text inert; rows stored anyway (an older parser,
-    a hand edit) reach both providers without a key, so no reader's links go anywhere else."""
+    """Merge keys of Mailgun, SendGrid and Postmark, any case, in githubRepo, projectPage and the
+    text: the parser refuses the links and makes the text inert; rows stored anyway (an older
+    parser, a hand edit) reach every batch provider without a key, so no reader's links go
+    anywhere else."""
     from django.conf import settings
 
-    from tests.fake_provider import FakeMailgun, FakeSendGrid
+    from .fake_providers import FakeMailgun, FakePostmark, FakeSendGrid
 
     results = []
     stored = [_through_the_parser(githubRepo=url, projectPage=url) for url in FORGED_URLS]
@@ -1056,7 +1055,8 @@ def case_forged_merge_keys_in_scraped_urls(http, world):
     _good_run_of(topic, [dict(title=f"Paper {n} {FORGED_TEXT}", ai_summary=FORGED_TEXT, authors=[FORGED_TEXT],
                               github_repo=url, project_page=url) for n, url in enumerate(FORGED_URLS)])
     for name, fake_class, backend in (("Mailgun", FakeMailgun, "anymail.backends.mailgun.EmailBackend"),
-                                      ("SendGrid", FakeSendGrid, "anymail.backends.sendgrid.EmailBackend")):
+                                      ("SendGrid", FakeSendGrid, "anymail.backends.sendgrid.EmailBackend"),
+                                      ("Postmark", FakePostmark, "anymail.backends.postmark.EmailBackend")):
         reader = _reader(topic, f"forged-{name.lower()}")
         with fake_class() as fake:
             prefix = f"{name.upper()}_"
@@ -1084,8 +1084,6 @@ def case_forged_merge_keys_in_scraped_urls(http, world):
 def case_github_repo_elsewhere(http, world):
     """A githubRepo that is not https://github.com/<owner>/<repo>: the parser stores none, and
     a stored one is not linked in the digest."""
-    from chaos.support import CountingSmtpSink
-
     elsewhere = ["https://gitlab.com/owner/repo", "https://github.com.attacker.example/owner/repo",
                  "https://user:pw@github.com/owner/repo", "https://gist.github.com/owner/0123abcd",
                  "https://github.com/owner", "http://attacker.example/owner/repo", "javascript:alert(1)//github.com/o/r"]
@@ -1098,14 +1096,8 @@ def case_github_repo_elsewhere(http, world):
     topic = world.victim.topics.first()
     _good_run_of(topic, [dict(title=f"Elsewhere {n}", github_repo=url) for n, url in enumerate(elsewhere)])
     reader = _reader(topic, "github-elsewhere")
-    sink = CountingSmtpSink(keep_messages=True)
-    try:
-        delivery, _ = _send_one(reader, EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
-                                EMAIL_HOST="127.0.0.1", EMAIL_PORT=sink.port)
-        sink.wait_for_total(1, timeout=10)
-    finally:
-        sink.stop()
-    message = sink.messages[0] if sink.messages else None
+    delivery, sink = _send_one_over_smtp(reader)
+    message = sink.messages[0]["message"] if sink.messages else None
     html = message.get_body(preferencelist=("html",)).get_content() if message else ""
     text = message.get_body(preferencelist=("plain",)).get_content() if message else ""
     results.append(("digest: sent, with no GitHub link to a stored githubRepo that is not a repository on github.com",
@@ -1123,7 +1115,7 @@ def case_scraper_redirect_off_host(http, world):
 
     from newsletter.models import ScrapeRun
     from newsletter.scraping.run import scrape_url
-    from tests.hf_server import HFServer, Reply
+    from .hf_server import HFServer, Reply
 
     secret = f"SECRET-{_tag()}"
     source, other = HFServer().start(), HFServer(host="127.0.0.2").start()

@@ -1,0 +1,92 @@
+"""Internal tuning of the newsletter app, with the defaults it ships (the django-allauth way).
+
+Each name can still be overridden in a settings module (`DIGEST_RETRY_BACKOFF = 1` in your
+own settings, or with pytest-django's `settings` fixture), and is read when it is used, never
+cached. They are not environment variables: the settings an operator sets are in
+settings/base.py, documented in the README and .env.example.
+
+    from newsletter.app_settings import app_settings
+    app_settings.DIGEST_SEND_TIMEOUT
+"""
+
+from django.conf import settings
+
+
+class Setting:
+    """One tuning knob: `settings.<NAME>` if the project set it, else the default here."""
+
+    def __init__(self, default, doc: str):
+        self.default = default
+        self.__doc__ = doc
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, instance, owner):
+        if instance is None:
+            return self
+        return getattr(settings, self.name, self.default)
+
+
+class AppSettings:
+    # --- Digests ----------------------------------------------------------------------------
+    DIGEST_SEND_TIMEOUT = Setting(30.0, "Seconds to wait for the provider (API call or SMTP) before counting the call as failed.")
+    DIGEST_CLAIM_TIMEOUT = Setting(600, "Without PostgreSQL's advisory locks: a `sending` claim older than this (s) is taken over.")
+    DIGEST_REQUEUE_AFTER = Setting(1800, "Pending deliveries queued longer ago than this (s) are queued again by the dispatcher.")
+    DIGEST_GIVE_UP_AFTER_DAYS = Setting(2, "Pending deliveries older than this many days are given up (marked failed).")
+    DIGEST_RETRY_BACKOFF = Setting(5.0, "Transient send errors: Celery's exponential backoff starts at this many seconds...")
+    DIGEST_RETRY_BACKOFF_MAX = Setting(600.0, "...is capped at this many (a provider's Retry-After too)...")
+    DIGEST_MAX_RETRIES = Setting(10, "...and a chunk is retried at most this many times (then the dispatcher queues it anew).")
+    DIGEST_RANKING = Setting(
+        "newsletter.digests.ranking.TopicScoreAndUpvotes",
+        "Dotted path of the class that orders each reader's papers (newsletter/digests/ranking.py).",
+    )
+
+    # --- Scraping ---------------------------------------------------------------------------
+    PAPER_SOURCES = Setting(
+        ["newsletter.sources.huggingface.HuggingFace"],
+        "Dotted paths of the paper sources (newsletter/sources/, ADDING_A_SOURCE.md); the first "
+        "one that knows a URL reads it.",
+    )
+    SCRAPE_CONNECT_TIMEOUT = Setting(10.0, "Seconds to connect to the source.")
+    SCRAPE_READ_TIMEOUT = Setting(30.0, "Seconds the source may stay silent.")
+    SCRAPE_TOTAL_TIMEOUT = Setting(120.0, "Seconds a whole response may take (a slow trickle is cut off).")
+    SCRAPE_RETRIES = Setting(4, "Retries on connection errors, read time-outs, 429 and 5xx...")
+    SCRAPE_BACKOFF_FACTOR = Setting(2.0, "...after factor * 2**n seconds...")
+    SCRAPE_BACKOFF_MAX = Setting(120.0, "...capped at this...")
+    SCRAPE_BACKOFF_JITTER = Setting(1.0, "...plus up to this many random seconds...")
+    SCRAPE_RETRY_AFTER_MAX = Setting(300, "...or the source's Retry-After, capped at this.")
+    SCRAPE_OBEY_ROBOTS = Setting(True, "Honour robots.txt (off only for a source that is yours).")
+    SCRAPE_ROBOTS_CACHE_SECONDS = Setting(24 * 3600, "How long a robots.txt is kept.")
+    SCRAPE_ROBOTS_MAX_BYTES = Setting(512 * 1024, "Largest robots.txt read.")
+    SCRAPE_LOCK_TIMEOUT = Setting(30 * 60, "The Redis lock that keeps two scrapes from running at once expires after this (s).")
+
+    @property
+    def SCRAPE_USER_AGENT(self) -> str:
+        """Names SCRAPE_CONTACT_URL so the source's operators can reach whoever runs the scraper."""
+        return getattr(settings, "SCRAPE_USER_AGENT", f"TrendingPapersDigest/1.0 (+{settings.SCRAPE_CONTACT_URL})")
+
+    @classmethod
+    def knobs(cls) -> dict[str, Setting]:
+        """Every Setting by name (see from_environ)."""
+        return {name: value for name, value in vars(cls).items() if isinstance(value, Setting)}
+
+
+app_settings = AppSettings()
+
+
+def from_environ() -> dict:
+    """The knobs set as environment variables, typed like their defaults. Only for the processes
+    that tests, chaos scripts and benches start (settings/test.py, tests/support/tuned_settings.py),
+    so they can shorten time-outs and backoffs from outside; the product's settings never read them."""
+    import os
+
+    import environ
+
+    env = environ.Env()
+    cast = {bool: env.bool, int: env.int, float: env.float, str: env.str, list: env.list}
+    return {
+        name: cast[type(knob.default)](name)
+        for name, knob in AppSettings.knobs().items()
+        if name in os.environ
+    }

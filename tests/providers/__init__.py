@@ -1,0 +1,1 @@
+"""One test file per email provider, each over the shared contract in contract.py."""
