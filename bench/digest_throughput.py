@@ -268,7 +268,7 @@ def sample_message_bytes() -> bytes:
     topic_ids = sorted(subscriber.topics.values_list("pk", flat=True))
     reader = selection.Reader(subscriber.pk, Delivery.Kind.DAILY, datetime.date.today(), tuple(topic_ids), 10)
     papers = selection.choose([reader], {reader.kind: pool}, history=False)[0] or list(pool.upvotes)[:10]
-    digest = renderer.render(papers, pool, "daily")
+    digest = renderer.render(papers, pool, "daily", topic_ids)
     recipient = Recipient(1, subscriber.pk, subscriber.email, subscriber.secret, ("Agents and tool use",), datetime.date.today())
     values = LinkMaker().merge_values(recipient)
     headers = LinkMaker.headers(values)

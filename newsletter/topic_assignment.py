@@ -166,7 +166,8 @@ def why(topic_name: str, matched, terms=(), limit: int = 3) -> str:
 
 def reasons_for(paper_ids, topic_ids, limit: int = 3) -> dict[int, list[str]]:
     """paper id -> the "why" of each of the reader's topics (`topic_ids`) the paper belongs to,
-    strongest first; one query. A digest shows these, not every topic the paper has."""
+    strongest first; one query. A digest shows the same, not every topic the paper has (built
+    from its paper pool, selection.PaperPool.reasons, shortened by rendering.topic_why)."""
     reasons: dict[int, list[str]] = {}
     rows = (
         PaperTopicScore.objects.filter(paper_id__in=list(paper_ids), topic_id__in=list(topic_ids))

@@ -321,3 +321,35 @@ def test_a_merge_key_the_templates_did_not_put_there_stops_the_batch_call(digest
     [alert] = [m for m in fake_mailgun.accepted if m.to == "ops@example.org"]
     assert "merge key" in alert.subject
     assert "%\u200brecipient.preferences_url%" in alert.text and "testserver/preferences" not in alert.text
+
+
+def test_each_paper_shows_the_readers_topics_and_same_topics_share_a_call(mailgun_worker, topics, make_scrape):
+    """Issue 10: a paper of "agents" and "code" shows "agents" alone (with why) to readers of
+    "agents", both to readers of both; readers with the same topics share one call."""
+    from newsletter.models import DigestContent, Paper, PaperTopicScore
+
+    fake = mailgun_worker.fake
+    make_scrape([dict(arxiv_id="2611.00005", title="Coding agents", abstract="Agents write code.", authors=["A"],
+                      upvotes=10, topics={"agents": 9.0, "code": 6.0})])
+    paper = Paper.objects.get(arxiv_id="2611.00005")
+    PaperTopicScore.objects.filter(paper=paper, topic=topics["agents"]).update(matched=["tool use"], primary=True)
+    PaperTopicScore.objects.filter(paper=paper, topic=topics["code"]).update(matched=["code generation"])
+    agents_only = [make_subscriber(f"why-a{i}@example.org", topics=[topics["agents"]]) for i in range(3)]
+    both = [make_subscriber(f"why-ab{i}@example.org", topics=[topics["agents"], topics["code"]]) for i in range(3)]
+
+    dispatch_now(ignore_hour=True)
+    wait_settled()
+    assert len(fake.accepted) == 6, mailgun_worker.output()[-3000:]
+    # Two topic sets: two calls, each to the readers of one set; one content (the same papers).
+    assert len(fake.calls) == 2
+    assert sorted(sorted(c.recipients) for c in fake.calls) == sorted(
+        [sorted(r.email for r in agents_only), sorted(r.email for r in both)])
+    assert DigestContent.objects.count() == 1
+    agents, code = topics["agents"].name, topics["code"].name
+    for message in fake.accepted:
+        if message.to in {r.email for r in agents_only}:
+            assert f"Why: {agents}: tool use\n" in message.text and code not in message.text
+            assert "code generation" not in message.html
+        else:
+            assert f"Why: {agents}: tool use\nWhy: {code}: code generation\n" in message.text
+            assert "tool use" in message.html and "code generation" in message.html

@@ -134,23 +134,26 @@ class ChunkRun:
         items = [i for i in items if i.kind in pools]
 
         # Each digest's papers, chosen afresh on every attempt (what was sent is what counts).
+        # A digest shows each paper's topics among its reader's: readers of the same papers
+        # and the same topics share one rendering and one call. The content (what was sent)
+        # is the papers alone, shared whatever the topics.
         groups: dict[tuple, list[Recipient]] = defaultdict(list)
         nothing_new = []
         for item, papers in zip(items, selection.choose([i.reader for i in items], pools)):
             if papers:
-                groups[(papers, item.kind)].append(item.recipient)
+                groups[(papers, item.kind, tuple(sorted(item.reader.topic_ids)))].append(item.recipient)
             else:
                 nothing_new.append(item.delivery_id)
         self._skip(nothing_new, "nothing new")
         self.report.digests += len(groups)
         if not groups:
             return
-        contents = claims.content_ids_for(papers for papers, _ in groups)
+        contents = claims.content_ids_for(papers for papers, _, _ in groups)
         bucket = provider_bucket()
         with Outbox() as outbox:
             size = outbox.slice_size
-            for (paper_ids, kind), recipients in groups.items():
-                digest = renderer.render(paper_ids, pools[kind], kind)
+            for (paper_ids, kind, topic_ids), recipients in groups.items():
+                digest = renderer.render(paper_ids, pools[kind], kind, topic_ids)
                 content_id = contents[paper_ids]
                 for start in range(0, len(recipients), size):
                     batch = recipients[start : start + size]

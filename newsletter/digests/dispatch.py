@@ -213,10 +213,10 @@ def plan(now=None, ignore_hour: bool = False, progress=None) -> PlanReport:
             for reader, papers in zip(readers, selection.choose(readers, pools)):
                 if papers:
                     report.would_send += 1
-                    key = (papers, reader.kind)
+                    key = (papers, reader.kind, tuple(sorted(reader.topic_ids)))
                     if key not in seen:
                         seen.add(key)
-                        renderer.render(papers, pools[reader.kind], reader.kind)
+                        renderer.render(papers, pools[reader.kind], reader.kind, key[2])
                 else:
                     report.would_skip += 1
             report.due += len(batch)

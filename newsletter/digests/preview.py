@@ -29,11 +29,6 @@ class DigestPreview:
     reason: str = ""  # why there would be no email
 
 
-def _recipient(subscriber: Subscriber, delivery_id: int, digest_date) -> Recipient:
-    _, names = selection.topics_of([subscriber.pk]).get(subscriber.pk, ((), ()))
-    return Recipient(delivery_id, subscriber.pk, subscriber.email, subscriber.secret, names, digest_date)
-
-
 # The staff preview shows where each personal link goes, never a working one: anyone who may
 # view subscribers in the admin would otherwise hold every reader's preferences link.
 REDACTED = "REDACTED-IN-PREVIEW"
@@ -54,8 +49,12 @@ def sent_digest_html(delivery: Delivery) -> str:
     links (the web copy: see LinkMaker.web_copy_values)."""
     paper_ids = tuple(delivery.content.ordered_papers().values_list("pk", flat=True))
     pool = selection.pool_for_papers(delivery.kind, paper_ids)
-    digest = renderer.render(paper_ids, pool, delivery.kind)
-    values = LinkMaker().web_copy_values(_recipient(delivery.subscriber, delivery.pk, delivery.digest_date))
+    # The content records the papers, not the topics: each shows the reader's (current) ones.
+    topic_ids, names = selection.topics_of([delivery.subscriber_id]).get(delivery.subscriber_id, ((), ()))
+    digest = renderer.render(paper_ids, pool, delivery.kind, topic_ids)
+    recipient = Recipient(delivery.pk, delivery.subscriber_id, delivery.subscriber.email, delivery.subscriber.secret,
+                          names, delivery.digest_date)
+    values = LinkMaker().web_copy_values(recipient)
     return digest.html.fill(values)
 
 
@@ -91,14 +90,14 @@ def next_digest(subscriber: Subscriber, now=None) -> DigestPreview:
     except selection.NoGoodScrape as exc:
         preview.reason = f"No digest can be built now: {exc}."
         return preview
-    recipient = _recipient(subscriber, 0, local_date)
-    topic_ids, _ = selection.topics_of([subscriber.pk]).get(subscriber.pk, ((), ()))
+    topic_ids, names = selection.topics_of([subscriber.pk]).get(subscriber.pk, ((), ()))
+    recipient = Recipient(0, subscriber.pk, subscriber.email, subscriber.secret, names, local_date)
     reader = selection.Reader(subscriber.pk, kind, local_date, topic_ids, subscriber.papers_per_email)
     [paper_ids] = selection.choose([reader], {kind: pool})
     if not paper_ids:
         preview.reason = "Nothing new matches this subscriber's topics: no email would be sent (recorded as skipped)."
         return preview
-    digest = renderer.render(paper_ids, pool, kind)
+    digest = renderer.render(paper_ids, pool, kind, topic_ids)
     values = _redact_personal_links(LinkMaker().merge_values(recipient))
     preview.subject = digest.subject
     preview.html, preview.text = digest.for_recipient(values)

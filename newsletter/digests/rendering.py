@@ -2,8 +2,10 @@
 
 Each paper's block (HTML with CSS inlined by css-inline, and plain text) is rendered once per
 process and scrape; the page around them once per date and kind; a digest is then assembled
-by joining strings, once per distinct list of papers. What differs per recipient (their links
-and topics) stays a merge field: a `MergeText` is the shared text cut at those fields, filled
+by joining strings, once per distinct list of papers. A paper shows only the reader's topics it
+belongs to, each with a short "why": blocks are cached per (paper, topics shown), so each is
+rendered once per distinct intersection, and a digest once per (papers, reader's topics). What
+differs per recipient (their links and topic list) stays a merge field: a `MergeText` is the shared text cut at those fields, filled
 per recipient by the provider (merge data) or by us.
 
 Scraped text is escaped by Django's autoescaping in the HTML part; the text part is rendered
@@ -28,7 +30,9 @@ from django.utils.text import Truncator
 from newsletter import sources
 from newsletter.models import Paper
 from newsletter.scraped import github_repo_url, strip_merge_syntax
+from newsletter.topic_assignment import why
 
+from . import selection
 from .links import MERGE_FIELDS
 
 # Merge fields are written as [[<nonce>:<name>]]: the nonce is new in every process, so no
@@ -37,6 +41,8 @@ _NONCE = secrets.token_hex(8)
 _FIELD_RE = re.compile(r"\[\[" + _NONCE + r":([a-z_]+)\]\]")
 AUTHORS_SHOWN = 3
 SUMMARY_CHARS = 400
+WHY_CHARS = 80  # "LLM reasoning: test-time scaling, math reasoning"
+WHY_PHRASES = 3
 
 
 _FIELD_RE_BYTES = re.compile(_FIELD_RE.pattern.encode())
@@ -115,9 +121,25 @@ def _author_names(authors) -> list[str]:
     return names
 
 
-def paper_context(paper: Paper, topic_names, source=None) -> dict:
-    """`source`: the paper source that links to its page (newsletter.sources; default: the
-    configured one)."""
+def topic_why(name: str, evidence=()) -> dict:
+    """A topic as a digest shows it: {"name", "evidence", "why"}, "why" being
+    "LLM reasoning: test-time scaling, math reasoning" (topic_assignment.why) in at most
+    WHY_CHARS characters (fewer phrases rather than a cut one). The evidence is scraped-derived:
+    cleaned like all scraped text."""
+    name = _clean(name)
+    phrases = [p for p in dict.fromkeys(_clean(p) for p in evidence if isinstance(p, str)) if p]
+    for limit in range(min(WHY_PHRASES, len(phrases)), 0, -1):
+        text = why(name, phrases[:limit], limit=WHY_PHRASES)
+        if len(text) <= WHY_CHARS:
+            return {"name": name, "evidence": ", ".join(phrases[:limit]), "why": text}
+    name = Truncator(name).chars(WHY_CHARS)
+    return {"name": name, "evidence": "", "why": name}
+
+
+def paper_context(paper: Paper, topics, source=None) -> dict:
+    """`topics`: what to show of the paper's topics, best first: selection.TopicReason-like
+    objects (name, evidence) or bare names. `source`: the paper source that links to its page
+    (newsletter.sources; default: the configured one)."""
     authors = _author_names(paper.authors)
     arxiv_id = quote(paper.arxiv_id, safe="./-")
     summary = _clean(paper.ai_summary) or Truncator(_clean(paper.abstract)).chars(SUMMARY_CHARS)
@@ -131,7 +153,7 @@ def paper_context(paper: Paper, topic_names, source=None) -> dict:
         "et_al": len(authors) > AUTHORS_SHOWN,
         "upvotes": paper.upvotes,
         "summary": summary,
-        "topics": [_clean(name) for name in topic_names],
+        "topics": [topic_why(t) if isinstance(t, str) else topic_why(t.name, t.evidence) for t in topics],
         "github_url": github_repo_url(paper.github_repo),
         "github_stars": paper.github_stars,
     }
@@ -150,14 +172,19 @@ def subject_for(kind: str, first_title: str, count: int) -> str:
 
 
 class DigestRenderer:
-    """Per-process caches: paper blocks per scrape pool, page shells per kind, whole digests
-    per (papers, pool, kind), the latter bounded (least recently used goes)."""
+    """Per-process caches: paper blocks per scrape pool and topics shown, page shells per kind,
+    whole digests per (papers, pool, kind, reader's topics), the latter bounded (least
+    recently used goes)."""
 
     max_digests = 256
+    max_blocks = 20_000
 
     def __init__(self):
         self._css = None
-        self._blocks: dict[int, tuple[str, str, str]] = {}
+        # (paper id, ids of the topics shown) -> (html, text, title)
+        self._blocks: dict[tuple, tuple[str, str, str]] = {}
+        # paper id -> the Paper (loaded once per pool, whatever topics its blocks show)
+        self._papers: dict[int, Paper] = {}
         self._blocks_pool_key = None
         self._shells: dict[tuple, tuple[str, str]] = {}
         self._digests: OrderedDict = OrderedDict()
@@ -168,26 +195,29 @@ class DigestRenderer:
             self._css = (render_to_string("emails/_digest.css"), render_to_string("emails/_digest_dark.css"))
         return self._css
 
-    def render(self, paper_ids, pool, kind: str) -> RenderedDigest:
-        key = (tuple(paper_ids), pool.key, kind)
+    def render(self, paper_ids, pool, kind: str, topic_ids=None) -> RenderedDigest:
+        """The digest of `paper_ids` for readers of `topic_ids` (each paper shows those of its
+        topics, with why; None: all of them). Readers with the same topics share it."""
+        topics_key = None if topic_ids is None else tuple(sorted(set(topic_ids)))
+        key = (tuple(paper_ids), pool.key, kind, topics_key)
         digest = self._digests.get(key)
         if digest is not None:
             self._digests.move_to_end(key)
             return digest
-        digest = self._assemble(tuple(paper_ids), pool, kind)
+        digest = self._assemble(tuple(paper_ids), pool, kind, topics_key)
         self._digests[key] = digest
         if len(self._digests) > self.max_digests:
             self._digests.popitem(last=False)
         return digest
 
-    def _assemble(self, paper_ids, pool, kind) -> RenderedDigest:
-        blocks = self._paper_blocks(paper_ids, pool)
+    def _assemble(self, paper_ids, pool, kind, topic_ids) -> RenderedDigest:
+        blocks = self._paper_blocks(paper_ids, pool, topic_ids)
         html_shell, text_shell = self._shell(kind)
-        titles = [blocks[pk][2] for pk in paper_ids]
+        titles = [block[2] for block in blocks]
         subject = subject_for(kind, titles[0] if titles else "", len(paper_ids))
         preheader = escape(Truncator("; ".join(titles)).chars(140))
-        papers_html = "".join(blocks[pk][0] for pk in paper_ids)
-        papers_text = "\n".join(f"{n}. {blocks[pk][1]}" for n, pk in enumerate(paper_ids, start=1))
+        papers_html = "".join(block[0] for block in blocks)
+        papers_text = "\n".join(f"{n}. {block[1]}" for n, block in enumerate(blocks, start=1))
         count_label = "1 paper" if len(paper_ids) == 1 else f"{len(paper_ids)} papers"
         html = (
             html_shell.replace(field("papers_slot"), papers_html)
@@ -197,18 +227,26 @@ class DigestRenderer:
         text = text_shell.replace(field("papers_slot"), papers_text).replace(field("paper_count_label"), count_label)
         return RenderedDigest(subject=subject, html=MergeText.parse(html), text=MergeText.parse(text), paper_ids=paper_ids)
 
-    def _paper_blocks(self, paper_ids, pool) -> dict[int, tuple[str, str, str]]:
+    def _paper_blocks(self, paper_ids, pool, topic_ids) -> list[tuple[str, str, str]]:
+        """Each paper's (html, text, title), in order, showing its topics among `topic_ids`."""
         if self._blocks_pool_key != pool.key:
-            self._blocks, self._blocks_pool_key = {}, pool.key
-        missing = [pk for pk in paper_ids if pk not in self._blocks]
+            self._blocks, self._papers, self._blocks_pool_key = {}, {}, pool.key
+        shown = {pk: selection.shown_reasons(pool, pk, topic_ids) for pk in paper_ids}
+        keys = {pk: (pk, tuple(r.topic_id for r in shown[pk])) for pk in paper_ids}
+        missing = [pk for pk in paper_ids if keys[pk] not in self._blocks]
         if missing:
+            unloaded = [pk for pk in missing if pk not in self._papers]
+            if unloaded:
+                self._papers.update(Paper.objects.in_bulk(unloaded))
+            if len(self._blocks) + len(missing) > self.max_blocks:
+                self._blocks.clear()
             css, _ = self.css
-            for paper in Paper.objects.filter(pk__in=missing):
-                context = paper_context(paper, pool.topic_names.get(paper.pk, ()), pool.sources.get(paper.pk))
+            for pk in missing:
+                context = paper_context(self._papers[pk], shown[pk], pool.sources.get(pk))
                 html = css_inline.inline_fragment(render_to_string("emails/_digest_paper.html", context), css)
                 text = render_to_string("emails/_digest_paper.txt", context).strip() + "\n"
-                self._blocks[paper.pk] = (html, text, context["title"])
-        return self._blocks
+                self._blocks[keys[pk]] = (html, text, context["title"])
+        return [self._blocks[keys[pk]] for pk in paper_ids]
 
     def _shell(self, kind) -> tuple[str, str]:
         key = kind

@@ -47,6 +47,26 @@ class Reader:
     papers_per_email: int
 
 
+@dataclass(frozen=True)
+class TopicReason:
+    """One topic a paper belongs to and the evidence for it (raw, as stored: scraped-derived,
+    so the renderer cleans it): the topic's phrases found in the paper, then the classifier's
+    strongest words (topic_assignment.why)."""
+
+    topic_id: int
+    name: str
+    evidence: tuple[str, ...]
+
+
+def shown_reasons(pool: "PaperPool", paper_id: int, topic_ids) -> tuple["TopicReason", ...]:
+    """The paper's topics among the reader's `topic_ids` (all of them if None), best first."""
+    reasons = pool.reasons.get(paper_id, ())
+    if topic_ids is None:
+        return tuple(reasons)
+    wanted = set(topic_ids)
+    return tuple(r for r in reasons if r.topic_id in wanted)
+
+
 @dataclass
 class PaperPool:
     kind: str
@@ -56,10 +76,13 @@ class PaperPool:
     upvotes: dict[int, int]
     # topic id -> [(paper id, score)], best first
     by_topic: dict[int, list[tuple[int, float]]]
-    # paper id -> names of the topics it matches, best first (shown in the email)
+    # paper id -> names of the topics it matches, best score first (emails show `reasons`)
     topic_names: dict[int, list[str]]
     # paper id -> the paper source that links to its page (newsletter.sources)
     sources: dict[int, object] = field(default_factory=dict)
+    # paper id -> [TopicReason] of every topic it matches, best first (primary, score, the
+    # topics' display order). A digest shows those of its reader's topics ("why" it is there).
+    reasons: dict[int, list["TopicReason"]] = field(default_factory=dict)
     # Choices already made from this pool, shared by readers who get the same one.
     _chosen: dict = field(default_factory=dict, repr=False)
 
@@ -208,17 +231,25 @@ def pool_for_papers(kind: str, paper_ids) -> PaperPool:
 
 def _build_pool(kind: str, key: tuple, paper_ids) -> PaperPool:
     upvotes = dict(Paper.objects.filter(pk__in=paper_ids).values_list("pk", "upvotes"))
-    names = dict(Topic.objects.values_list("pk", "name"))
+    topics = {pk: (name, order) for pk, name, order in Topic.objects.values_list("pk", "name", "display_order")}
     by_topic: dict[int, list[tuple[int, float]]] = {}
     topic_names: dict[int, list[str]] = {pk: [] for pk in upvotes}
+    found: dict[int, list[tuple]] = {pk: [] for pk in upvotes}
     # A row means the topic model put the paper in that topic (its own threshold decides).
     scores = (
         PaperTopicScore.objects.filter(paper_id__in=list(upvotes))
         .order_by("paper_id", "-score", "topic_id")
-        .values_list("topic_id", "paper_id", "score")
+        .values_list("topic_id", "paper_id", "score", "primary", "matched", "evidence")
     )
-    for topic_id, paper_id, score in scores:
+    for topic_id, paper_id, score, primary, matched, evidence in scores:
         by_topic.setdefault(topic_id, []).append((paper_id, score))
-        topic_names[paper_id].append(names[topic_id])
+        name, order = topics[topic_id]
+        topic_names[paper_id].append(name)
+        terms = evidence.get("terms", []) if isinstance(evidence, dict) else []
+        phrases = tuple(p for p in [*(matched if isinstance(matched, list) else []), *(terms if isinstance(terms, list) else [])]
+                        if isinstance(p, str))
+        found[paper_id].append((not primary, -score, order, TopicReason(topic_id, name, phrases)))
+    # The same order as topic_assignment.reasons_for: primary first, then score, then display order.
+    reasons = {pk: [row[-1] for row in sorted(rows, key=lambda row: row[:3])] for pk, rows in found.items()}
     return PaperPool(kind=kind, key=key, upvotes=upvotes, by_topic=by_topic, topic_names=topic_names,
-                     sources=Paper.objects.sources_of(upvotes))
+                     sources=Paper.objects.sources_of(upvotes), reasons=reasons)
