@@ -98,6 +98,10 @@ class Subscriber(models.Model):
         default=10, validators=[MinValueValidator(1), MaxValueValidator(50)]
     )
     paused = models.BooleanField(default=False)
+    # "What I want to read about": the reader's own words, counted by their ranking from day one.
+    interests = models.TextField(blank=True, max_length=2000)
+    # Opt-in: one clearly marked paper from outside the reader's topics that their model rates highly.
+    outside_topics = models.BooleanField(default=False)
     # Soft bounces (mailbox full, deferred) in a row; reset by a delivered event. Three in a
     # row suppress the address like a hard bounce.
     soft_bounces = models.PositiveSmallIntegerField(default=0, editable=False)
