@@ -41,6 +41,7 @@ class AppSettings:
         "newsletter.digests.ranking.TopicScoreAndUpvotes",
         "Dotted path of the class that orders each reader's papers (newsletter/digests/ranking.py).",
     )
+    FEEDBACK_RATE_LIMIT = Setting("60/m", "Votes, undos and topic changes from one IP (django-ratelimit syntax).")
 
     # --- Scraping ---------------------------------------------------------------------------
     PAPER_SOURCES = Setting(

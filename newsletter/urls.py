@@ -9,5 +9,6 @@ urlpatterns = [
     # Provider tracking webhooks (/anymail/<esp>/tracking/): anymail.urls behind a required secret.
     path("anymail/", include(webhooks.anymail_urlpatterns())),
     path("digest/<str:token>/", views.view_digest, name="view_digest"),
+    path("feedback/", include("newsletter.feedback.urls")),
     path("", include("subscriptions.urls")),
 ]

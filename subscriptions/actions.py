@@ -192,6 +192,19 @@ def update_preferences(subscriber: Subscriber, values: dict, topics, origin: Ori
 
 
 @transaction.atomic
+def leave_topic(subscriber: Subscriber, topic: Topic, origin: Origin, method: str) -> bool:
+    """Take one topic off the reader's list (the digest's "Not interested in <topic>")."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+    if not subscriber.topics.filter(pk=topic.pk).exists():
+        return False
+    before = sorted(subscriber.topics.values_list("slug", flat=True))
+    subscriber.topics.remove(topic)
+    after = [slug for slug in before if slug != topic.slug]
+    log_event(subscriber, ConsentEvent.Kind.PREFERENCES, origin, changes={"topics": {"from": before, "to": after}}, method=method)
+    return True
+
+
+@transaction.atomic
 def suppress(subscriber: Subscriber, status: str, origin: Origin, **details) -> bool:
     """Stop all mail after a hard bounce, a complaint or a provider-side unsubscribe."""
     subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)

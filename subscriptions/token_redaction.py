@@ -1,6 +1,7 @@
 """Blank subscribers' signed tokens (see tokens.py) out of text bound for a log.
 
-A link's token is "<id>.<payload>:<timestamp>:<signature>"; a log line holding one hands out
+A link's token is "<id>.<payload>:<timestamp>:<signature>", a vote's (newsletter/feedback)
+"<id>.<delivery>.<paper>:<signature>"; a log line holding one hands out
 a working link to whoever reads the log. Only the id is kept, so a line still tells whose
 link was used. Nothing here imports Django: gunicorn's config loads it before the app."""
 
@@ -15,7 +16,9 @@ import re
 _SEP = r"(?::|%3[Aa])"
 _DOT = r"(?:\.|%2[Ee])"
 _CHAR = r"(?:[\w-]|%(?!3[Aa]|2[Ee])[0-9A-Fa-f]{2})"
-_TOKEN = re.compile(rf"(?<![\w.%-])(\d{{1,18}}){_DOT}{_DOT}?{_CHAR}*{_SEP}{_CHAR}+{_SEP}{_CHAR}{{20,}}")
+_TOKEN = re.compile(
+    rf"(?<![\w.%-])(\d{{1,18}}){_DOT}(?:{_DOT}?{_CHAR}*{_SEP}{_CHAR}+|\d{{1,18}}{_DOT}\d{{1,18}}){_SEP}{_CHAR}{{20,}}"
+)
 REDACTED = "[redacted]"
 
 

@@ -362,6 +362,10 @@ def test_redaction_leaves_everything_but_tokens_alone():
     for token in (f"7.{signed}", f"7..eJxTKkktLlGyUlAqS8wpTgUAKJgFLQ:{signed[4:]}", f"7.{signed}".replace(":", "%3A"),
                   f"7%2e{signed}".replace(":", "%3a")):
         assert redact_tokens(f"GET /unsubscribe/{token}/ HTTP/1.1") == "GET /unsubscribe/7.[redacted]/ HTTP/1.1", token
+    # A vote's token (newsletter/feedback/tokens.py): "<id>.<delivery>.<paper>:<signature>".
+    vote = "7.81.9053:Qp_zYEXlw_X1tzPNHNcGVElLBcMIK7JKh6P2d9ummb6"
+    for token in (vote, vote.replace(":", "%3A"), vote.replace(".", "%2E")):
+        assert redact_tokens(f"POST /feedback/{token}/more/ HTTP/1.1") == "POST /feedback/7.[redacted]/more/ HTTP/1.1", token
     # Linear in what a client sends: 8 kB of near-tokens (a quadratic pattern took 0.3 s here).
     near_tokens = "GET /" + ("1." + "a" * 19 + ":") * 400
     started = time.perf_counter()

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.dateformat import format as format_date
 from django.utils.html import escape
 
+from newsletter.feedback import tokens as feedback_tokens
 from subscriptions import tokens
 
 _SLOT = "TOKEN-SLOT"
@@ -73,9 +74,11 @@ class LinkMaker:
     def unsubscribe_url(self, recipient) -> str:
         return self._url("unsubscribe", tokens.make_token(recipient, tokens.UNSUBSCRIBE))
 
-    def merge_values(self, recipient: Recipient) -> dict[str, str]:
+    def merge_values(self, recipient: Recipient, paper_ids=()) -> dict[str, str]:
+        """The recipient's values of every merge field, the feedback token of each of
+        `paper_ids` (the digest's papers: rendering.feedback_field) included."""
         topics = ", ".join(recipient.topic_names)
-        return {
+        values = {
             "preferences_url": self._url("preferences", tokens.make_token(recipient, tokens.PREFERENCES)),
             "unsubscribe_url": self.unsubscribe_url(recipient),
             "view_url": self._url("view", tokens.make_token(recipient, tokens.VIEW_DIGEST, {"d": recipient.delivery_id})),
@@ -83,14 +86,18 @@ class LinkMaker:
             "topics_text": topics,
             "date": date_label(recipient.digest_date),
         }
+        for paper_id in paper_ids:
+            values[f"fb_{paper_id}"] = feedback_tokens.make(recipient.subscriber_id, recipient.delivery_id, paper_id)
+        return values
 
-    def web_copy_values(self, recipient: Recipient) -> dict[str, str]:
+    def web_copy_values(self, recipient: Recipient, paper_ids=()) -> dict[str, str]:
         """The values for the web copy ("view in browser"), a page that gets forwarded and
         shared: no link in it may act for the reader. Preferences and unsubscribe lead to the
-        form that emails a preferences link to the address itself."""
+        form that emails a preferences link to the address itself; so do the votes."""
         public = f"{settings.SITE_URL}{reverse('subscriptions:email_preferences_link')}"
         values = self.merge_values(recipient)
         values.update(preferences_url=public, unsubscribe_url=public, view_url=f"{settings.SITE_URL}/")
+        values.update({f"fb_{paper_id}": feedback_tokens.WEB_COPY for paper_id in paper_ids})
         return values
 
     @staticmethod

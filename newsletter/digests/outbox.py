@@ -116,7 +116,7 @@ class Outbox:
         self.connection.close()
 
     def send(self, digest: RenderedDigest, recipients: list[Recipient]) -> Outcome:
-        values = [(r, self.links.merge_values(r)) for r in recipients]
+        values = [(r, self.links.merge_values(r, digest.paper_ids)) for r in recipients]
         if self.capability.batch:
             return self._send_batch(digest, values)
         return self._send_each(digest, values)

@@ -41,6 +41,9 @@ def _redact_personal_links(values: dict[str, str]) -> dict[str, str]:
     for name in PERSONAL_LINKS:
         route, _, _token = values[name].rstrip("/").rpartition("/")
         redacted[name] = f"{route}/{REDACTED}/"
+    for name in values:
+        if name.startswith("fb_"):  # a paper's feedback token (LinkMaker.merge_values)
+            redacted[name] = REDACTED
     return redacted
 
 
@@ -51,10 +54,10 @@ def sent_digest_html(delivery: Delivery) -> str:
     pool = selection.pool_for_papers(delivery.kind, paper_ids)
     # The content records the papers, not the topics: each shows the reader's (current) ones.
     topic_ids, names = selection.topics_of([delivery.subscriber_id]).get(delivery.subscriber_id, ((), ()))
-    digest = renderer.render(paper_ids, pool, delivery.kind, topic_ids)
+    digest = renderer.render(paper_ids, pool, delivery.kind, topic_ids, notes={})
     recipient = Recipient(delivery.pk, delivery.subscriber_id, delivery.subscriber.email, delivery.subscriber.secret,
                           names, delivery.digest_date)
-    values = LinkMaker().web_copy_values(recipient)
+    values = LinkMaker().web_copy_values(recipient, paper_ids)
     return digest.html.fill(values)
 
 
@@ -98,7 +101,7 @@ def next_digest(subscriber: Subscriber, now=None) -> DigestPreview:
         preview.reason = "Nothing new matches this subscriber's topics: no email would be sent (recorded as skipped)."
         return preview
     digest = renderer.render(paper_ids, pool, kind, topic_ids)
-    values = _redact_personal_links(LinkMaker().merge_values(recipient))
+    values = _redact_personal_links(LinkMaker().merge_values(recipient, paper_ids))
     preview.subject = digest.subject
     preview.html, preview.text = digest.for_recipient(values)
     preview.headers = {"From": settings.DEFAULT_FROM_EMAIL, "To": subscriber.email, "Subject": digest.subject,

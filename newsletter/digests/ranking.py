@@ -28,6 +28,15 @@ class Ranking:
     # sent), so one choice serves every reader with the same topics and papers per email.
     personal = False
 
+    def prepare(self, readers, sent) -> None:
+        """Called once per choose() with all its readers, before any order(): load what a
+        personal ranking needs for all of them at once (one query, not one per reader).
+        `sent`: subscriber id -> the pool's papers each was sent before (never candidates)."""
+
+    def notes(self, reader, paper_ids, pool) -> dict[int, str]:
+        """paper id -> a short personal reason shown with it ("because you liked X"); none by default."""
+        return {}
+
     def order(self, reader, relevance: dict[int, float], pool) -> list[int]:
         """The candidates, best first (selection keeps the reader's papers-per-email first).
 

@@ -16,6 +16,7 @@ only to a repository on github.com.
 
 import re
 import secrets
+from functools import lru_cache
 import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from urllib.parse import quote
 import css_inline
 from django.conf import settings
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils.html import escape
 from django.utils.text import Truncator
 
@@ -38,7 +40,7 @@ from .links import MERGE_FIELDS
 # Merge fields are written as [[<nonce>:<name>]]: the nonce is new in every process, so no
 # scraped text can forge a field.
 _NONCE = secrets.token_hex(8)
-_FIELD_RE = re.compile(r"\[\[" + _NONCE + r":([a-z_]+)\]\]")
+_FIELD_RE = re.compile(r"\[\[" + _NONCE + r":([a-z0-9_]+)\]\]")
 AUTHORS_SHOWN = 3
 SUMMARY_CHARS = 400
 WHY_CHARS = 80  # "LLM reasoning: test-time scaling, math reasoning"
@@ -50,6 +52,31 @@ _FIELD_RE_BYTES = re.compile(_FIELD_RE.pattern.encode())
 
 def field(name: str) -> str:
     return f"[[{_NONCE}:{name}]]"
+
+
+def feedback_field(paper_id: int) -> str:
+    """The merge field of one paper's feedback token (links.feedback_values fills it)."""
+    return f"fb_{paper_id}"
+
+
+_SLOT = "FEEDBACK-SLOT"
+
+
+@lru_cache(maxsize=4)
+def _vote_url_pattern(site_url: str, action: str) -> tuple[str, str]:
+    """The vote URL of `action` cut where the token goes (resolved once per process)."""
+    before, after = reverse("feedback:vote", args=[_SLOT, action]).split(_SLOT)
+    return f"{site_url}{before}", after
+
+
+def feedback_urls(paper_id: int) -> tuple[str, str]:
+    """The paper's "More like this" and "Less like this" URLs, its token a merge field."""
+    token = field(feedback_field(paper_id))
+    urls = []
+    for action in ("more", "less"):
+        before, after = _vote_url_pattern(settings.SITE_URL, action)
+        urls.append(f"{before}{token}{after}")
+    return urls[0], urls[1]
 
 
 def split_fields(raw: bytes) -> list[bytes]:
@@ -136,10 +163,12 @@ def topic_why(name: str, evidence=()) -> dict:
     return {"name": name, "evidence": "", "why": name}
 
 
-def paper_context(paper: Paper, topics, source=None) -> dict:
+def paper_context(paper: Paper, topics, source=None, note: str = "") -> dict:
     """`topics`: what to show of the paper's topics, best first: selection.TopicReason-like
     objects (name, evidence) or bare names. `source`: the paper source that links to its page
-    (newsletter.sources; default: the configured one)."""
+    (newsletter.sources; default: the configured one). `note`: the ranking's personal reason
+    ("Because you liked: ..."), raw."""
+    more_url, less_url = feedback_urls(paper.pk)
     authors = _author_names(paper.authors)
     arxiv_id = quote(paper.arxiv_id, safe="./-")
     summary = _clean(paper.ai_summary) or Truncator(_clean(paper.abstract)).chars(SUMMARY_CHARS)
@@ -156,6 +185,9 @@ def paper_context(paper: Paper, topics, source=None) -> dict:
         "topics": [topic_why(t) if isinstance(t, str) else topic_why(t.name, t.evidence) for t in topics],
         "github_url": github_repo_url(paper.github_repo),
         "github_stars": paper.github_stars,
+        "note": Truncator(_clean(note)).chars(WHY_CHARS + 40) if note else "",
+        "more_url": more_url,
+        "less_url": less_url,
     }
 
 
@@ -195,23 +227,27 @@ class DigestRenderer:
             self._css = (render_to_string("emails/_digest.css"), render_to_string("emails/_digest_dark.css"))
         return self._css
 
-    def render(self, paper_ids, pool, kind: str, topic_ids=None) -> RenderedDigest:
+    def render(self, paper_ids, pool, kind: str, topic_ids=None, notes=None) -> RenderedDigest:
         """The digest of `paper_ids` for readers of `topic_ids` (each paper shows those of its
-        topics, with why; None: all of them). Readers with the same topics share it."""
+        topics, with why; None: all of them) and the ranking's `notes` (paper id -> personal
+        reason; selection.Choice.notes by default). Readers with the same of all three share it."""
+        if notes is None:
+            notes = getattr(paper_ids, "notes", None) or {}
         topics_key = None if topic_ids is None else tuple(sorted(set(topic_ids)))
-        key = (tuple(paper_ids), pool.key, kind, topics_key)
+        notes_key = tuple(sorted((pk, note) for pk, note in notes.items() if note))
+        key = (tuple(paper_ids), pool.key, kind, topics_key, notes_key)
         digest = self._digests.get(key)
         if digest is not None:
             self._digests.move_to_end(key)
             return digest
-        digest = self._assemble(tuple(paper_ids), pool, kind, topics_key)
+        digest = self._assemble(tuple(paper_ids), pool, kind, topics_key, dict(notes_key))
         self._digests[key] = digest
         if len(self._digests) > self.max_digests:
             self._digests.popitem(last=False)
         return digest
 
-    def _assemble(self, paper_ids, pool, kind, topic_ids) -> RenderedDigest:
-        blocks = self._paper_blocks(paper_ids, pool, topic_ids)
+    def _assemble(self, paper_ids, pool, kind, topic_ids, notes) -> RenderedDigest:
+        blocks = self._paper_blocks(paper_ids, pool, topic_ids, notes)
         html_shell, text_shell = self._shell(kind)
         titles = [block[2] for block in blocks]
         subject = subject_for(kind, titles[0] if titles else "", len(paper_ids))
@@ -227,12 +263,14 @@ class DigestRenderer:
         text = text_shell.replace(field("papers_slot"), papers_text).replace(field("paper_count_label"), count_label)
         return RenderedDigest(subject=subject, html=MergeText.parse(html), text=MergeText.parse(text), paper_ids=paper_ids)
 
-    def _paper_blocks(self, paper_ids, pool, topic_ids) -> list[tuple[str, str, str]]:
-        """Each paper's (html, text, title), in order, showing its topics among `topic_ids`."""
+    def _paper_blocks(self, paper_ids, pool, topic_ids, notes=None) -> list[tuple[str, str, str]]:
+        """Each paper's (html, text, title), in order, showing its topics among `topic_ids`
+        and its note, if any."""
+        notes = notes or {}
         if self._blocks_pool_key != pool.key:
             self._blocks, self._papers, self._blocks_pool_key = {}, {}, pool.key
         shown = {pk: selection.shown_reasons(pool, pk, topic_ids) for pk in paper_ids}
-        keys = {pk: (pk, tuple(r.topic_id for r in shown[pk])) for pk in paper_ids}
+        keys = {pk: (pk, tuple(r.topic_id for r in shown[pk]), notes.get(pk, "")) for pk in paper_ids}
         missing = [pk for pk in paper_ids if keys[pk] not in self._blocks]
         if missing:
             unloaded = [pk for pk in missing if pk not in self._papers]
@@ -242,7 +280,7 @@ class DigestRenderer:
                 self._blocks.clear()
             css, _ = self.css
             for pk in missing:
-                context = paper_context(self._papers[pk], shown[pk], pool.sources.get(pk))
+                context = paper_context(self._papers[pk], shown[pk], pool.sources.get(pk), notes.get(pk, ""))
                 html = css_inline.inline_fragment(render_to_string("emails/_digest_paper.html", context), css)
                 text = render_to_string("emails/_digest_paper.txt", context).strip() + "\n"
                 self._blocks[keys[pk]] = (html, text, context["title"])

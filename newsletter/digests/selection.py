@@ -58,6 +58,24 @@ class TopicReason:
     evidence: tuple[str, ...]
 
 
+class Choice(tuple):
+    """One reader's papers, best first (a tuple of paper ids, so it compares and hashes like
+    one), with `notes`: paper id -> the ranking's personal reason for it ("because you liked
+    X", "follows: Y", "outside your topics"), raw text the renderer cleans. Readers whose
+    papers and notes are equal share a rendering."""
+
+    notes: dict
+
+    def __new__(cls, paper_ids=(), notes=None):
+        choice = super().__new__(cls, paper_ids)
+        choice.notes = dict(notes or {})
+        return choice
+
+    @property
+    def notes_key(self) -> tuple:
+        return tuple(sorted(self.notes.items()))
+
+
 def shown_reasons(pool: "PaperPool", paper_id: int, topic_ids) -> tuple["TopicReason", ...]:
     """The paper's topics among the reader's `topic_ids` (all of them if None), best first."""
     reasons = pool.reasons.get(paper_id, ())
@@ -100,7 +118,7 @@ class PaperPool:
         return found
 
 
-def choose(readers, pools: dict[str, PaperPool], history: bool = True) -> list[tuple[int, ...]]:
+def choose(readers, pools: dict[str, PaperPool], history: bool = True) -> list[Choice]:
     """The papers of each reader's digest, best first, in the readers' order; () when nothing
     new matches (or there is no pool for the reader's kind). With `history=False` what each
     reader was sent before is ignored (the dispatcher's guess at who gets the same digest)."""
@@ -110,12 +128,13 @@ def choose(readers, pools: dict[str, PaperPool], history: bool = True) -> list[t
         sent = already_sent({r.subscriber_id for r in readers}, candidates)
     else:
         sent = {}
+    ranking.prepare(readers, sent)
     nothing = frozenset()
     chosen = []
     for reader in readers:
         pool = pools.get(reader.kind)
         if pool is None:
-            chosen.append(())
+            chosen.append(Choice())
             continue
         seen = frozenset(sent.get(reader.subscriber_id, nothing))
         key = (ranking, tuple(reader.topic_ids), seen, reader.papers_per_email)
@@ -123,7 +142,8 @@ def choose(readers, pools: dict[str, PaperPool], history: bool = True) -> list[t
             key += (reader.subscriber_id, reader.digest_date)
         papers = pool._chosen.get(key)
         if papers is None:
-            papers = tuple(ranking.order(reader, pool.relevance(reader.topic_ids, seen), pool)[: reader.papers_per_email])
+            ordered = tuple(ranking.order(reader, pool.relevance(reader.topic_ids, seen), pool)[: reader.papers_per_email])
+            papers = Choice(ordered, ranking.notes(reader, ordered, pool))
             if len(pool._chosen) < 50_000:
                 pool._chosen[key] = papers
         chosen.append(papers)

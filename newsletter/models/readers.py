@@ -35,7 +35,7 @@ class Vote(models.Model):
 
 class FollowedAuthor(models.Model):
     """An author a reader follows, by name; matched against scraped author lists by `key`
-    (newsletter.personal.features.author_key: case, accents and spacing folded)."""
+    (newsletter.personal.authors.author_key: case, accents and spacing folded)."""
 
     subscriber = models.ForeignKey("subscriptions.Subscriber", on_delete=models.CASCADE, related_name="followed_authors")
     name = models.CharField(max_length=200)
@@ -50,7 +50,7 @@ class FollowedAuthor(models.Model):
         return self.name
 
     def save(self, *args, **kwargs):
-        from newsletter.personal.features import author_key
+        from newsletter.personal.authors import author_key
 
         self.key = author_key(self.name)
         super().save(*args, **kwargs)

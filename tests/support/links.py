@@ -6,8 +6,9 @@ import re
 from subscriptions import tokens
 
 LINK_RE = re.compile(r"https?://[^\s\"'<>]+")
-# A subscriber's token in a link: /preferences/<t>/, /unsubscribe/<t>/, /confirm/<t>/, /digest/<t>/.
-PERSONAL_LINK_RE = re.compile(r"/(?:preferences|unsubscribe|confirm|digest)/[^/\s\"'<>]+/")
+# A subscriber's token in a link: /preferences/<t>/, /unsubscribe/<t>/, /confirm/<t>/, /digest/<t>/,
+# /feedback/<t>/ (the web copy's /feedback/web-copy/ acts for nobody).
+PERSONAL_LINK_RE = re.compile(r"/(?:preferences|unsubscribe|confirm|digest|feedback(?!/web-copy/))/[^/\s\"'<>]+/")
 
 
 def links_in(text: str, path_part: str) -> list[str]:
