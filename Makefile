@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: run test venv deps dev-deps system-deps services migrate clean
+.PHONY: run demo test venv deps dev-deps system-deps services migrate clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +23,13 @@ migrate: deps
 
 run: migrate
 	@mkdir -p var/outbox
-	@echo ""
-	@echo "  Sign-up form:   http://127.0.0.1:$(PORT)/"
-	@echo "  Admin:          http://127.0.0.1:$(PORT)/admin/  (create a login: $(BIN)/python manage.py createsuperuser)"
-	@echo "  Emails land in: this console and $(CURDIR)/var/outbox/*.eml"
-	@echo ""
-	@# Links in emails must point at the port the site really listens on.
+	@# Links in emails must point at the port the site really listens on. The banner process
+	@# prints where to look once the site answers, after the start-up noise.
 	PATH="$(CURDIR)/$(BIN):$$PATH" PORT=$(PORT) SITE_URL="$${SITE_URL:-http://127.0.0.1:$(PORT)}" $(BIN)/honcho -f Procfile.dev start
+
+# Load the shipped sample papers and send a first digest now: no internet, no account.
+demo: migrate
+	$(BIN)/python manage.py first_digest
 
 system-deps:
 	bash scripts/install-system-deps.sh

@@ -144,6 +144,9 @@ def run_production_settings(tmp_path, code: str, **variables) -> subprocess.Comp
         VAR_DIR=str(tmp_path),
         PYTHONPATH=str(ROOT),
         DEBUG="off",  # explicit, so that a developer's .env cannot change the outcome
+        DEFAULT_FROM_EMAIL="Trending Papers <papers@news.example.org>",
+        SERVER_EMAIL="ops@news.example.org",
+        SENDER_POSTAL_ADDRESS="Papers Club, 12 Rue des Lilas, 75011 Paris, France",
     )
     env.update(variables)
     return subprocess.run(
@@ -162,6 +165,21 @@ def test_production_refuses_the_development_secret_key(tmp_path):
         result = run_production_settings(tmp_path, SETUP, SECRET_KEY=key)
         assert result.returncode != 0, key
         assert "django.core.exceptions.ImproperlyConfigured: Set SECRET_KEY to a long random value" in result.stderr
+
+
+def test_production_refuses_a_placeholder_sender_or_postal_address(tmp_path):
+    from newsletter.settings.base import PLACEHOLDER_POSTAL_ADDRESS
+
+    for sender in ("Trending Papers <papers@localhost>", "papers@localhost", "a@mail.localhost", "a@host", "nobody"):
+        result = run_production_settings(tmp_path, SETUP, SECRET_KEY=GOOD_KEY, DEFAULT_FROM_EMAIL=sender, SERVER_EMAIL=sender)
+        assert result.returncode != 0, sender
+        assert "ImproperlyConfigured: Set DEFAULT_FROM_EMAIL to an address at your own domain" in result.stderr, sender
+    result = run_production_settings(tmp_path, SETUP, SECRET_KEY=GOOD_KEY, SERVER_EMAIL="root@localhost")
+    assert result.returncode != 0 and "Set SERVER_EMAIL to an address at your own domain" in result.stderr
+    for address in (PLACEHOLDER_POSTAL_ADDRESS, "  ", PLACEHOLDER_POSTAL_ADDRESS.replace(" ", "  ")):
+        result = run_production_settings(tmp_path, SETUP, SECRET_KEY=GOOD_KEY, SENDER_POSTAL_ADDRESS=address)
+        assert result.returncode != 0, address
+        assert "ImproperlyConfigured: Set SENDER_POSTAL_ADDRESS to the postal address" in result.stderr, address
 
 
 def test_production_refuses_debug_on(tmp_path):

@@ -183,7 +183,10 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Trending Papers <papers@
 SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 ADMINS = [("Admin", a) for a in env.list("ADMINS", default=[])]
 # Shown in every digest footer (CAN-SPAM / GDPR: who sends this).
-SENDER_POSTAL_ADDRESS = env("SENDER_POSTAL_ADDRESS", default="Trending Papers Digest, 1 Example Street, 00000 Example City")
+# The placeholders below are for trying the service out; production refuses to start with
+# either (settings/production.py): a digest must say who really sends it, from a real domain.
+PLACEHOLDER_POSTAL_ADDRESS = "Trending Papers Digest, 1 Example Street, 00000 Example City"
+SENDER_POSTAL_ADDRESS = env("SENDER_POSTAL_ADDRESS", default=PLACEHOLDER_POSTAL_ADDRESS)
 
 # --- Subscriptions ----------------------------------------------------------------------
 CONFIRMATION_LINK_MAX_AGE = env.int("CONFIRMATION_LINK_MAX_AGE", default=7 * 24 * 3600)
