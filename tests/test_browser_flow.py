@@ -49,6 +49,32 @@ OVERFLOWING_ELEMENTS = """() => {
 }"""
 
 
+# WCAG 2.1 AA: text on every button (and link styled as one) has a contrast ratio of 4.5:1 or
+# more against the background it is drawn on (the nearest ancestor's, where its own is clear).
+BUTTON_CONTRAST_FAILURES = """() => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+    return 0.2126 * c(r) + 0.7152 * c(g) + 0.0722 * c(b);
+  };
+  const background = e => {
+    for (let n = e; n; n = n.parentElement) {
+      const c = rgb(getComputedStyle(n).backgroundColor);
+      if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) return c.slice(0, 3);
+    }
+    return matchMedia('(prefers-color-scheme: dark)').matches ? [0, 0, 0] : [255, 255, 255];
+  };
+  const failures = [];
+  for (const e of document.querySelectorAll('button, .button, input[type=submit]')) {
+    if (!e.offsetParent && getComputedStyle(e).position !== 'fixed') continue;  // not shown
+    const fg = lum(rgb(getComputedStyle(e).color).slice(0, 3)), bg = lum(background(e));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    if (ratio < 4.5) failures.push(`${e.textContent.trim()}: ${ratio.toFixed(2)}`);
+  }
+  return failures;
+}"""
+
+
 @pytest.fixture(scope="module")
 def chromium():
     if not Path(CHROMIUM).exists():
@@ -91,6 +117,8 @@ class Visit:
         # evaluate still runs when the page's own JavaScript is disabled.
         overflow = page.evaluate(OVERFLOWING_ELEMENTS)
         assert not overflow, f"{step}: wider than the {self.device['viewport']['width']}px screen: {overflow}"
+        low_contrast = page.evaluate(BUTTON_CONTRAST_FAILURES)
+        assert not low_contrast, f"{step}: buttons below WCAG AA contrast (4.5:1): {low_contrast}"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{self.device['name']}-{len(self.shots) + 1:02d}-{step}.png"
         page.screenshot(path=str(path), full_page=True)
