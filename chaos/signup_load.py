@@ -125,7 +125,7 @@ def main() -> int:
     print(out)
     stats = json.loads(re.search(r"WRK_JSON (\{.*\})", out).group(1))
     statuses = {int(k): v for k, v in stats["statuses"].items()}
-    accepted = statuses.get(200, 0)
+    accepted = statuses.get(303, 0)  # redirect-after-POST to /check-inbox/
     server_errors = sum(v for k, v in statuses.items() if k >= 500)
     socket_errors = stats["connect_errors"] + stats["read_errors"] + stats["write_errors"] + stats["timeouts"]
 
@@ -152,7 +152,7 @@ def main() -> int:
     print(f"\nrequests: {stats['requests']} in {seconds:.1f} s = {stats['requests'] / seconds:.0f} req/s")
     print(f"latency: p50 {stats['p50_us'] / 1000:.1f} ms, p90 {stats['p90_us'] / 1000:.1f} ms, p99 {stats['p99_us'] / 1000:.1f} ms, max {stats['max_us'] / 1000:.1f} ms")
     print(f"responses by status: {dict(sorted(statuses.items()))}; socket errors: {socket_errors}")
-    print(f"accepted sign-ups (200): {accepted}; refused as invalid (400): {statuses.get(400, 0)}")
+    print(f"accepted sign-ups (303): {accepted}; refused as invalid (400): {statuses.get(400, 0)}")
     print(f"subscribers stored: {subscribers[0]} ({subscribers[1]} distinct addresses); sign-up log rows: {signup_rows}")
     print(f"confirmation emails at the sink: {sink.total} (drained {drain:.1f} s after the load ended)")
     print(f"addresses whose email count differs from their accepted sign-ups: {len(mismatched)}; emails to unknown addresses: {len(unexpected)}")

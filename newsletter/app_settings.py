@@ -43,6 +43,14 @@ class AppSettings:
     )
     FEEDBACK_RATE_LIMIT = Setting("60/m", "Votes, undos and topic changes from one IP (django-ratelimit syntax).")
 
+    # --- What readers tell us on their preferences page (subscriptions/reading.py) ----------
+    # Bounds on what one preferences link can store: the link is the only credential.
+    READER_MAX_FOLLOWED_AUTHORS = Setting(50, "Authors one reader may follow.")
+    READER_MAX_SEED_PAPERS = Setting(50, "Seed papers one reader may name.")
+    READER_CHANGES_RATE_LIMIT = Setting(
+        "120/h", "Changes one reader may make to follows, seed papers, likes and own words (django-ratelimit syntax)."
+    )
+
     # --- Scraping ---------------------------------------------------------------------------
     PAPER_SOURCES = Setting(
         ["newsletter.sources.huggingface.HuggingFace"],
@@ -61,6 +69,16 @@ class AppSettings:
     SCRAPE_ROBOTS_CACHE_SECONDS = Setting(24 * 3600, "How long a robots.txt is kept.")
     SCRAPE_ROBOTS_MAX_BYTES = Setting(512 * 1024, "Largest robots.txt read.")
     SCRAPE_LOCK_TIMEOUT = Setting(30 * 60, "The Redis lock that keeps two scrapes from running at once expires after this (s).")
+
+    # --- Public archive and feeds (newsletter/archive/) ----------------------------------------
+    ARCHIVE_DAYS_PER_PAGE = Setting(30, "Days per page of /archive/.")
+    ARCHIVE_PAPERS_PER_PAGE = Setting(25, "Papers per page of /topics/<slug>/.")
+    ARCHIVE_FEED_ENTRIES = Setting(50, "Entries of each Atom feed: the papers that trended most recently.")
+    ARCHIVE_SAMPLE_PAPERS = Setting(3, "Papers of the latest good scrape shown as a sample on the sign-up page.")
+    ARCHIVE_CACHE_SECONDS = Setting(
+        600, "How long a rendered archive page or feed is kept (a new scrape or topic assignment replaces it at once).",
+    )
+    ARCHIVE_BROWSER_MAX_AGE = Setting(300, "Cache-Control max-age (s) of archive pages and feeds; then they revalidate (ETag).")
 
     @property
     def SCRAPE_USER_AGENT(self) -> str:

@@ -10,5 +10,7 @@ urlpatterns = [
     path("anymail/", include(webhooks.anymail_urlpatterns())),
     path("digest/<str:token>/", views.view_digest, name="view_digest"),
     path("feedback/", include("newsletter.feedback.urls")),
+    # Public archive and Atom feeds: /archive/, /topics/<slug>/, /feeds/... (newsletter/archive/).
+    path("", include("newsletter.archive.urls")),
     path("", include("subscriptions.urls")),
 ]

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from newsletter.client_ip import client_ip
 
-from .models import ConsentEvent, Subscriber, Topic, normalize_email
+from .models import ConsentEvent, Subscriber, Topic, available_timezones, normalize_email
 
 
 @dataclass(frozen=True)
@@ -40,10 +40,13 @@ def log_event(subscriber: Subscriber, kind: str, origin: Origin, **details) -> C
     )
 
 
-def signup_choices(topics, frequency: str) -> dict:
+def signup_choices(topics, frequency: str, timezone: str = "") -> dict:
     """The choices made on the sign-up form, kept with the sign-up in the consent log; its
     confirmation link names that row and applies them."""
-    return {"topics": sorted(t.slug for t in topics), "frequency": frequency}
+    choices = {"topics": sorted(t.slug for t in topics), "frequency": frequency}
+    if timezone:
+        choices["timezone"] = timezone
+    return choices
 
 
 # Addresses the mail system gave up on: no public request may mail them or change them.
@@ -60,15 +63,16 @@ class SignupMail:
 
 
 @transaction.atomic
-def request_signup(email: str, topics, frequency: str, origin: Origin) -> SignupMail | None:
+def request_signup(email: str, topics, frequency: str, origin: Origin, timezone: str = "") -> SignupMail | None:
     """Record a sign-up and say which email it calls for (runs in a worker: the form has
     answered already, the same for every address). A new or unsubscribed address becomes
     pending and gets a confirmation link for this sign-up; an active one is told it is
     subscribed; a bounced or complained one is left alone and mailed nothing (None)."""
     email = normalize_email(email)
-    details = signup_choices(topics, frequency)
+    timezone = timezone if timezone in available_timezones() else ""
+    details = signup_choices(topics, frequency, timezone)
     subscriber, created = Subscriber.objects.select_for_update().get_or_create(
-        email__iexact=email, defaults={"email": email, "frequency": frequency}
+        email__iexact=email, defaults={"email": email, "frequency": frequency, "timezone": timezone or "UTC"}
     )
     if created:
         subscriber.topics.set(topics)
@@ -116,6 +120,8 @@ def confirm(subscriber: Subscriber, signup_id: int, origin: Origin) -> bool:
     subscriber.unsubscribed_at = None
     if choices.get("frequency") in Subscriber.Frequency.values:
         subscriber.frequency = choices["frequency"]
+    if choices.get("timezone") in available_timezones():
+        subscriber.timezone = choices["timezone"]
     subscriber.save()
     topics = Topic.objects.filter(slug__in=choices.get("topics", []), active=True)
     if topics:
@@ -189,6 +195,19 @@ def update_preferences(subscriber: Subscriber, values: dict, topics, origin: Ori
     if changes:
         log_event(subscriber, ConsentEvent.Kind.PREFERENCES, origin, changes=changes)
     return changes
+
+
+@transaction.atomic
+def go_weekly(subscriber: Subscriber, origin: Origin, method: str) -> bool:
+    """Daily becomes weekly (on the reader's weekday): the unsubscribe page's "weekly instead"."""
+    subscriber = Subscriber.objects.select_for_update().get(pk=subscriber.pk)
+    if subscriber.frequency == Subscriber.Frequency.WEEKLY:
+        return False
+    subscriber.frequency = Subscriber.Frequency.WEEKLY
+    subscriber.save(update_fields=["frequency", "updated_at"])
+    log_event(subscriber, ConsentEvent.Kind.PREFERENCES, origin,
+              changes={"frequency": {"from": Subscriber.Frequency.DAILY, "to": Subscriber.Frequency.WEEKLY}}, method=method)
+    return True
 
 
 @transaction.atomic

@@ -4,8 +4,9 @@ from newsletter.admin_site import ReadOnlyAdminMixin
 from newsletter.topic_admin import TopicModelAdminMixin
 
 from . import actions
+from .admin_data_rights import DataRightsAdminMixin, ErasureAdmin
 from .admin_io import SubscriberImportExportMixin
-from .models import ConsentEvent, Subscriber, Topic
+from .models import ConsentEvent, Erasure, Subscriber, Topic
 
 STAFF = actions.Origin(user_agent="admin")
 
@@ -36,7 +37,7 @@ def _admin_snapshot(subscriber: Subscriber) -> dict:
 
 
 @admin.register(Subscriber)
-class SubscriberAdmin(SubscriberImportExportMixin, admin.ModelAdmin):
+class SubscriberAdmin(DataRightsAdminMixin, SubscriberImportExportMixin, admin.ModelAdmin):
     # Narrow enough for a 1280 px screen: frequency, hour, timezone and pause in one column.
     list_display = ["email", "status", "schedule", "created_at"]
     list_filter = ["status", "paused", "frequency", "topics"]
@@ -46,7 +47,8 @@ class SubscriberAdmin(SubscriberImportExportMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     inlines = [ConsentEventInline]
     # newsletter/admin/digests.py adds "Preview next digest" (the digest side owns it).
-    actions = ["unsubscribe_selected", "pause_selected", "resume_selected", "revoke_links", "export_csv"]
+    actions = ["unsubscribe_selected", "pause_selected", "resume_selected", "revoke_links", "export_csv",
+               "download_data", "erase_selected"]
 
     @admin.display(description="Schedule", ordering="frequency")
     def schedule(self, subscriber):
@@ -110,3 +112,6 @@ class ConsentEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="User agent")
     def short_user_agent(self, event):
         return event.user_agent[:60]
+
+
+admin.site.register(Erasure, ErasureAdmin)

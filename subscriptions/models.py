@@ -99,9 +99,9 @@ class Subscriber(models.Model):
     )
     paused = models.BooleanField(default=False)
     # "What I want to read about": the reader's own words, counted by their ranking from day one.
-    interests = models.TextField(blank=True, max_length=2000)
+    interests = models.TextField(blank=True, max_length=2000, default="", db_default="")
     # Opt-in: one clearly marked paper from outside the reader's topics that their model rates highly.
-    outside_topics = models.BooleanField(default=False)
+    outside_topics = models.BooleanField(default=False, db_default=False)
     # Soft bounces (mailbox full, deferred) in a row; reset by a delivered event. Three in a
     # row suppress the address like a hard bounce.
     soft_bounces = models.PositiveSmallIntegerField(default=0, editable=False)
@@ -144,6 +144,7 @@ class ConsentEvent(models.Model):
         BOUNCE = "bounce", "Bounced"
         COMPLAINT = "complaint", "Complained"
         ADMIN = "admin", "Changed by staff"
+        EXPORT = "export", "Data downloaded"
 
     subscriber = models.ForeignKey(Subscriber, on_delete=models.PROTECT, related_name="consent_events")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -166,3 +167,33 @@ class ConsentEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Consent events are append-only.")
+
+
+class Erasure(models.Model):
+    """The record that one person's data was erased ("Delete my data", or staff on their
+    request): their subscriber row, consent log, deliveries and everything they told us are
+    gone (subscriptions/data_rights.py). What stays holds no address and no IP: a keyed hash
+    of the address (HMAC with SECRET_KEY, so no one without the key can test addresses
+    against it), the time, who asked and how much was erased. It proves the erasure when the
+    person asks again; a later sign-up with the address starts afresh. Append-only."""
+
+    address_hash = models.CharField(max_length=64, db_index=True, editable=False)
+    erased_at = models.DateTimeField(default=now, editable=False, db_index=True)
+    # "preferences page" (the person), or "admin:<staff username>".
+    origin = models.CharField(max_length=200, editable=False)
+    # What was removed, as counts: {"consent_events": 4, "deliveries": 12, ...}.
+    removed = models.JSONField(default=dict, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-erased_at", "-id"]
+
+    def __str__(self):
+        return f"Erasure · {self.erased_at:%Y-%m-%d %H:%M} · {self.origin}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("Erasure records are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Erasure records are append-only.")

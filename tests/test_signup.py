@@ -12,8 +12,13 @@ pytestmark = pytest.mark.django_db
 
 
 def post_signup(client, email="new@example.org", topics=("agents", "robotics"), frequency="daily", **extra):
+    """The form's POST, then the page its redirect leads to (redirect-after-POST)."""
     data = {"email": email, "topics": list(topics), "frequency": frequency, **extra}
-    return client.post("/", data)
+    response = client.post("/", data)
+    if response.status_code == 303:
+        assert response["Location"] == "/check-inbox/"
+        return client.get(response["Location"])
+    return response
 
 
 def test_form_shows_topics_unticked_and_a_statement(client, topics):
@@ -185,6 +190,18 @@ def test_signups_are_rate_limited_per_ip(settings, topics, django_capture_on_com
     assert response.status_code == 200
     limited = post_signup(Client(REMOTE_ADDR="203.0.113.7"), email="x@example.org")
     assert "Too many sign-ups" in limited.content.decode()
+
+
+def test_a_reload_of_the_answer_posts_nothing_again(client, topics, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = client.post("/", {"email": "once@example.org", "topics": ["agents"], "frequency": "daily"})
+    assert answer.status_code == 303 and answer["Location"] == "/check-inbox/"
+    for _ in range(2):  # the browser's reload GETs the answer page
+        page = client.get("/check-inbox/")
+        assert page.status_code == 200 and "once@example.org" in page.content.decode()
+    assert Subscriber.objects.get().consent_events.count() == 1 and len(mail.outbox) == 1
+    # Another browser (no session) learns no address from the answer page.
+    assert "@" not in Client().get("/check-inbox/").content.decode().split("<main>")[1].split("</main>")[0]
 
 
 def test_huge_body_is_refused_without_storing(client, topics):

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.worker
 def test_signup_email_goes_through_real_worker_to_smtp(celery_worker, topics, redis_clean):
     client = Client()
     response = client.post("/", {"email": "queued@example.org", "topics": ["agents", "code"], "frequency": "daily"})
-    assert response.status_code == 200
+    assert response.status_code == 303  # redirect-after-POST to /check-inbox/
     received = celery_worker.smtp_sink.wait_for(1)
     assert len(received) == 1, celery_worker.output()[-3000:]
     message = received[0]["message"]

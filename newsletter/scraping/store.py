@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.timezone import now
 
-from newsletter import sources
+from newsletter import seed_papers, sources
 from newsletter.logs import EventLog
 from newsletter.models import Paper, PaperRank, ScrapeRun
 
@@ -85,6 +85,7 @@ def store_papers(run: ScrapeRun, result: ParseResult) -> list[Paper]:
     if any(p.pk is None for p in new):  # backends that do not return ids from bulk inserts
         papers = {p.arxiv_id: p for p in Paper.objects.filter(arxiv_id__in=by_id)}
     ordered = [papers[arxiv_id] for arxiv_id in by_id]
+    seed_papers.link_stored(by_id)  # readers who named one of these papers before it was stored
     PaperRank.objects.bulk_create(
         PaperRank(run=run, paper=paper, rank=rank, upvotes=paper.upvotes) for rank, paper in enumerate(ordered, start=1)
     )

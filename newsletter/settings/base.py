@@ -38,10 +38,11 @@ if TRUSTED_PROXY_COUNT < 0:
 if TRUSTED_PROXY_COUNT:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
-# Content-Security-Policy (newsletter/security_headers.py). The public pages run no script and
-# load nothing from elsewhere; base.html's one <style> block needs 'unsafe-inline'.
+# Content-Security-Policy (newsletter/security_headers.py). The public pages run only our own
+# static scripts (no inline script: the sign-up form's timezone.js fills in the browser's zone)
+# and load nothing from elsewhere; base.html's one <style> block needs 'unsafe-inline'.
 CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 # The admin runs its own static scripts, and its digest preview (a srcdoc frame, which
@@ -62,6 +63,8 @@ INSTALLED_APPS = [
     "anymail",
     "subscriptions",
     "newsletter",
+    # The public archive and feeds; an app of its own for its template tag (newsletter/archive/).
+    "newsletter.archive",
 ]
 
 MIDDLEWARE = [
@@ -277,6 +280,12 @@ CELERY_BEAT_SCHEDULE["check-deliverability"] = {
 CELERY_BEAT_SCHEDULE["refresh-dashboard"] = {
     "task": "newsletter.tasks.dashboard.refresh_dashboard",
     "schedule": crontab(minute="*/10"),
+}
+# Readers' models are retrained as soon as they tell us something (newsletter/personal/signals.py);
+# this sweep catches any task that was lost, before the top of the hour when most digests go out.
+CELERY_BEAT_SCHEDULE["retrain-readers"] = {
+    "task": "newsletter.tasks.personal.retrain_readers",
+    "schedule": crontab(minute=50),
 }
 
 # One log format everywhere: web, management commands and Celery workers (which set up their

@@ -21,6 +21,9 @@ from .hostile_env import ADMIN_EMAIL, WEBHOOK_ENV
 XSS = '"><script>alert("x")</script><img src=x onerror=alert(1)>'
 
 
+# A sign-up the form accepts is answered with a redirect to /check-inbox/ (redirect-after-POST).
+SIGNUP_ACCEPTED = 303
+
 def has_raw_markup(body: str) -> bool:
     """True if the XSS payload came back as markup instead of escaped text."""
     return "<script>alert" in body or "<img src=x" in body
@@ -196,7 +199,7 @@ def case_signup_field_attacks(http, world, mail_count=None):
         response = http.request("POST", "/", data=data, csrf=True)
         stored = Subscriber.objects.count() - count
         # The honeypot accepts silently (looks like success) but stores nothing.
-        ok_status = response.status == (200 if fieldname == "website" else 400)
+        ok_status = response.status == (SIGNUP_ACCEPTED if fieldname == "website" else 400)
         results.append((f"XSS in sign-up field {fieldname} is refused or ignored and never echoed raw",
                         ok_status and stored == 0 and not has_raw_markup(response.body)))
     for size, name in ((10_000, "10 kB"), (1024 * 1024, "1 MB")):
@@ -225,8 +228,8 @@ def case_signup_flood(http, world, limit: int):
     page = http.request("GET", "/", source_ip="127.0.0.9")
     return [
         (f"sign-up flood from one IP: first {limit} accepted, the rest get 429",
-         statuses[:limit] == [200] * limit and set(statuses[limit:]) == {429}),
-        ("during the flood another IP can still sign up", other.status == 200),
+         statuses[:limit] == [SIGNUP_ACCEPTED] * limit and set(statuses[limit:]) == {429}),
+        ("during the flood another IP can still sign up", other.status == SIGNUP_ACCEPTED),
         ("during the flood the form still loads for everyone", page.status == 200),
     ]
 
@@ -710,7 +713,7 @@ def case_signup_mail_limits(http, world):
             results.append((f"sign-up of a {status} address sends it nothing and changes nothing",
                             http.mail_to(email) == [] and Subscriber.objects.get(email=email).status == status))
     results.append(("the sign-up answer is the same for new, pending, active, unsubscribed, bounced and complained addresses",
-                    len(set(pages.values())) == 1 and pages[None][0] == 200))
+                    len(set(pages.values())) == 1 and pages[None][0] == SIGNUP_ACCEPTED))
     for status in (None, Subscriber.Status.ACTIVE):
         email = f"many-ips-{status or 'new'}-{_tag()}@example.org"
         if status:
@@ -718,8 +721,8 @@ def case_signup_mail_limits(http, world):
         statuses = {http.request("POST", "/", data=signup_data(email), csrf=True, source_ip=f"127.0.3.{n % 3 + 1}").status
                     for n in range(30)}
         sent = len(http.mail_to(email))
-        results.append((f"30 sign-ups of one {status or 'new'} address from 3 IPs: all answered 200, {sent} emails (at most 3)",
-                        statuses == {200} and 1 <= sent <= 3))
+        results.append((f"30 sign-ups of one {status or 'new'} address from 3 IPs: all accepted alike, {sent} emails (at most 3)",
+                        statuses == {SIGNUP_ACCEPTED} and 1 <= sent <= 3))
     return results
 
 
@@ -951,7 +954,7 @@ def case_forwarded_for_headers(http, world):
                         paused.status == 302 and event is not None and event.ip_address == source))
         signup = http.request("POST", "/", data=signup_data(f"forwarded-{_tag()}@example.org"), csrf=True,
                               source_ip=source, headers=headers)
-        results.append((f"X-Forwarded-For {name}: sign-up answers 200, not 500", signup.status == 200))
+        results.append((f"X-Forwarded-For {name}: sign-up is accepted, not a 500", signup.status == SIGNUP_ACCEPTED))
     counted_after, window_after = _signups_counted_for(source)
     sent = len(FORWARDED_FOR_VARIANTS)
     # If the limiter's window turned meanwhile, it has counted only the sign-ups since.
@@ -967,8 +970,8 @@ def _csp(response) -> dict[str, str]:
 
 
 def case_content_security_policy(http, world):
-    """Every public page forbids scripts, foreign form targets, <base> and framing; the admin
-    allows only its own scripts."""
+    """Every public page forbids inline and foreign scripts, foreign form targets, <base> and
+    framing; the admin too allows only its own scripts."""
     reader = _reader(world.victim.topics.first(), "csp")
     confirm = tokens.make_token(world.pending, tokens.CONFIRM, {"topics": ["agents"], "frequency": "daily"})
     pages = [("GET", "/"), ("GET", _path(tokens.preferences_url(reader))), ("GET", _path(tokens.unsubscribe_url(reader))),
@@ -978,8 +981,8 @@ def case_content_security_policy(http, world):
     for method, path in pages:
         response = http.request(method, path, csrf=True)
         policy = _csp(response)
-        results.append((f"{method} {path.split('/')[1] or 'sign-up'} page ({response.status}): CSP without scripts, framing or foreign forms",
-                        policy.get("default-src") == "'none'" and "script-src" not in policy and policy.get("frame-ancestors") == "'none'"
+        results.append((f"{method} {path.split('/')[1] or 'sign-up'} page ({response.status}): CSP with only our own scripts, no framing or foreign forms",
+                        policy.get("default-src") == "'none'" and policy.get("script-src") == "'self'" and policy.get("frame-ancestors") == "'none'"
                         and policy.get("form-action") == "'self'" and policy.get("base-uri") == "'none'"))
     admin = _csp(http.request("GET", "/admin/login/"))
     results.append(("the admin runs only its own scripts", admin.get("script-src") == "'self'" and admin.get("frame-ancestors") == "'none'"))
@@ -1196,3 +1199,87 @@ def case_operator_pages(http, world):
 
 
 CASES += [case_operator_pages]
+
+
+# --- The public archive and feeds (issue 12) ---------------------------------------------------
+# The hostile paper of _hostile_run and a second one with control characters, forged merge keys
+# and forged links, on the archive's pages, in its Atom feeds and in the sign-up page's sample.
+
+# Bell, escape, vertical tab, form feed, unit separator, delete, line separator, right-to-left
+# override, byte-order mark: nothing a page or XML 1.0 (the feeds) should carry.
+CONTROL_CHARACTERS = "\x07\x1b\x0b\x0c\x1f\x7f\u2028\u202e\ufeff"
+
+
+def hostile_archive_run(topic):
+    """A good, newest scrape run of two hostile papers in `topic`: (run, [papers])."""
+    from newsletter.models import Paper, PaperRank, PaperTopicScore
+
+    run, first = _hostile_run(topic)
+    second = Paper.objects.create(
+        arxiv_id=f"{first.arxiv_id}v2",
+        title=f"Control{CONTROL_CHARACTERS}characters \x1b[31mred {FORGED_TEXT}",
+        ai_summary=f"Summary{CONTROL_CHARACTERS}{MERGE_FORGERY}",
+        authors=[f"Eve{CONTROL_CHARACTERS}", {"name": FORGED_TEXT}],
+        organization=f"Org{CONTROL_CHARACTERS}",
+        github_repo=FORGED_URLS[2],
+        project_page=FORGED_URLS[0],
+        upvotes=3,
+    )
+    PaperRank.objects.create(run=run, paper=second, rank=2, upvotes=3)
+    PaperTopicScore.objects.create(paper=second, topic=topic, score=98.0, matched=[XSS])
+    return run, [first, second]
+
+
+def link_targets(body: str) -> list[str]:
+    import re
+
+    return re.findall(r"""(?:href|src)\s*=\s*["']([^"']*)""", body, re.I)
+
+
+def inert_scraped_text(body: str) -> bool:
+    """No scraped markup, working merge key, control character or forged link in `body`."""
+    return (not has_raw_markup(body) and _no_script_links(body) and "attacker.example" not in body
+            and MERGE_FORGERY not in body and "%\u200brecipient.unsubscribe_url%" in body
+            and not any(ch in body for ch in CONTROL_CHARACTERS))
+
+
+def case_scraped_fields_in_archive_and_feeds(http, world):
+    """Every scraped field of the hostile papers, on every archive page, in both feeds and in
+    the sign-up page's sample: escaped, merge keys inert, no control character, https links only."""
+    from xml.etree import ElementTree
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    results = []
+    topic = world.victim.topics.first()
+    run, papers = hostile_archive_run(topic)
+    pages = {"the index of days": "/archive/", "the day's page": f"/archive/{timezone.localdate(run.started_at):%Y-%m-%d}/",
+             "the topic's page": f"/topics/{topic.slug}/", "the sign-up page's sample": "/"}
+    for name, path in pages.items():
+        page = http.request("GET", path)
+        ours_or_https = all(t.startswith(("/", "?", "#", "https://")) for t in link_targets(page.body))
+        results.append((f"archive: {name} shows the hostile papers escaped, inert, with https links only",
+                        page.status == 200 and "&lt;script&gt;" in page.body and inert_scraped_text(page.body)
+                        and ours_or_https))
+    atom = "{http://www.w3.org/2005/Atom}"
+    for name, path in (("all papers", "/feeds/all.atom"), ("the topic", f"/feeds/topics/{topic.slug}.atom")):
+        feed = http.request("GET", path)
+        try:
+            entries = ElementTree.fromstring(feed.body.encode()).findall(f"{atom}entry")
+        except ElementTree.ParseError:
+            entries = []
+        by_id = {entry.findtext(f"{atom}id"): entry for entry in entries}
+        hostile = [by_id.get(f"https://arxiv.org/abs/{paper.arxiv_id}") for paper in papers]
+        # Titles are Atom text (markup in them is shown as text); summaries are escaped HTML.
+        summaries = [entry.findtext(f"{atom}summary") or "" for entry in hostile if entry is not None]
+        results.append((f"feed of {name}: well-formed XML holding both hostile papers, nothing raw or working in it",
+                        feed.status == 200 and len(summaries) == 2 and inert_scraped_text(feed.body)))
+        results.append((f"feed of {name}: each entry's HTML has the markup escaped and https links only",
+                        len(summaries) == 2 and "&lt;script&gt;" in summaries[0]
+                        and all(not has_raw_markup(s) and _no_script_links(s) for s in summaries)
+                        and all(t.startswith(("https://", f"{settings.SITE_URL}/")) for s in summaries for t in link_targets(s))))
+    return results
+
+
+CASES += [case_scraped_fields_in_archive_and_feeds]
