@@ -29,15 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.databases import create_database, database_exists, default_services  # noqa: E402
+from tests.support.databases import database_name, default_services, load_average, open_bench_database  # noqa: E402
 
 default_services("nl_archive_bench", redis_db=12)
 TARGET_MS = 100
 FIXTURES = ROOT / "tests" / "fixtures" / "hf"
-
-
-def database_name() -> str:
-    return os.environ["DATABASE_URL"].rsplit("/", 1)[1]
 
 
 def sample_items() -> list[dict]:
@@ -166,20 +162,13 @@ def main():
     parser.add_argument("--reseed", action="store_true", help="drop the bench database and seed it again")
     args = parser.parse_args()
 
-    fresh = args.reseed or not database_exists(os.environ["DATABASE_URL"])
-    if fresh:
-        create_database(os.environ["DATABASE_URL"])
-    import django
-
-    django.setup()
+    open_bench_database(args.reseed, lambda: seed(args.papers, args.per_day))
     from django.core.cache import cache
     from django.test import Client
 
-    if fresh:
-        seed(args.papers, args.per_day)
     cache.clear()
     print(f"database {database_name()}: " + ", ".join(f"{n:,} {what}" for what, n in counts().items()))
-    print(f"load average before timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print(f"load average before timing: {load_average()}")
     client = Client()
     worst = {"cold": 0.0, "warm": 0.0}  # p99 of the archive and topic pages (the target's pages)
     # cpu: this process's own CPU time per load (p50), what a load costs when it has a core

@@ -24,14 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.databases import create_database, database_exists, default_services  # noqa: E402
+from tests.support.databases import database_name, default_services, load_average, open_bench_database  # noqa: E402
 
 default_services("nl_dashboard_bench", redis_db=11)
 TARGET_MS = 300
-
-
-def database_name() -> str:
-    return os.environ["DATABASE_URL"].rsplit("/", 1)[1]
 
 
 def seed(subscribers: int, deliveries: int) -> None:
@@ -104,16 +100,9 @@ def main():
     parser.add_argument("--reseed", action="store_true", help="drop the bench database and seed it again")
     args = parser.parse_args()
 
-    fresh = args.reseed or not database_exists(os.environ["DATABASE_URL"])
-    if fresh:
-        create_database(os.environ["DATABASE_URL"])
-    import django
-
-    django.setup()
-    if fresh:
-        seed(args.subscribers, args.deliveries)
+    open_bench_database(args.reseed, lambda: seed(args.subscribers, args.deliveries))
     print(f"database {database_name()}: " + ", ".join(f"{n:,} {what}" for what, n in counts().items()))
-    print(f"load average before timing: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
+    print(f"load average before timing: {load_average()}")
     time_loads(args.loads)
 
 

@@ -199,3 +199,16 @@ def test_the_web_copy_carries_no_working_vote_link(received):
     answer = Client().get(path_of(links[0][1]))
     assert answer.status_code == 302 and answer["Location"] == "/preferences/"
     assert not Vote.objects.exists()
+
+
+def test_votes_are_rate_limited_per_ip(received, settings):
+    settings.FEEDBACK_RATE_LIMIT = "2/m"
+    _, _, html, _ = received
+    urls = [path_of(url) for label, url in vote_links(html) if label == "More like this"]
+    client = Client(REMOTE_ADDR="203.0.113.9")
+    statuses = [client.post(url).status_code for url in urls[:3]]
+    assert statuses == [303, 303, 429]
+    assert Vote.objects.count() == 2
+    # Looking stays possible; another address can still vote.
+    assert client.get(urls[3]).status_code == 200
+    assert Client(REMOTE_ADDR="198.51.100.4").post(urls[3]).status_code == 303

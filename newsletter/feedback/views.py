@@ -3,13 +3,15 @@ credential, and it grants only votes on the papers of the reader's own digest. G
 writes (link scanners follow every link in an email); every change is a POST with a CSRF
 token, answered with a redirect to the "rate this digest" page (a reload sends nothing again)."""
 
+from functools import wraps
+
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 from django_ratelimit.decorators import ratelimit
 
 from newsletter.app_settings import app_settings
@@ -53,47 +55,57 @@ def _target_or_answer(request, token):
         return None, render(request, "subscriptions/invalid_link.html", {"what": "feedback"}, status=400)
 
 
+def feedback_page(*methods):
+    """A page behind a feedback token: never cached, only `methods`, POSTs rate-limited per IP;
+    the view gets the token's target (a bad token or the web copy's never reach it)."""
+
+    def decorate(view):
+        @never_cache
+        @require_http_methods(list(methods))
+        @ratelimit(key="ip", rate=_rate, method="POST", block=False, group="feedback")
+        @wraps(view)
+        def page(request, token, **kwargs):
+            target, answer = _target_or_answer(request, token)
+            if answer is None and request.method == "POST" and getattr(request, "limited", False):
+                answer = render(request, "subscriptions/rate_limited.html", status=429)
+            return _with_headers(answer if answer is not None else view(request, token, target, **kwargs))
+
+        return page
+
+    return decorate
+
+
 def _title(paper) -> str:
     return strip_merge_syntax(" ".join((paper.title or "").split()))
 
 
-def _limited(request):
-    return _with_headers(render(request, "subscriptions/rate_limited.html", status=429))
+def _back_to(token, paper=None):
+    anchor = f"#paper-{paper.pk}" if paper is not None else ""
+    return _see_other(f"{reverse('feedback:rate', args=[token])}{anchor}")
 
 
-@never_cache
-@require_http_methods(["GET", "POST"])
-@ratelimit(key="ip", rate=_rate, method="POST", block=False, group="feedback")
-def vote(request, token, action):
+@feedback_page("GET", "POST")
+def vote(request, token, target, action):
     if action not in ACTIONS:
         raise Http404
-    target, answer = _target_or_answer(request, token)
-    if answer is not None:
-        return _with_headers(answer)
+    label = "More like this" if action == "more" else "Less like this"
     if request.method == "POST":
-        if getattr(request, "limited", False):
-            return _limited(request)
         votes.record(target, ACTIONS[action])
-        label = "More like this" if action == "more" else "Less like this"
         messages.success(request, f"Recorded “{label}” for “{_title(target.paper)}”.")
-        return _see_other(f"{reverse('feedback:rate', args=[token])}#paper-{target.paper.pk}")
+        return _back_to(token, target.paper)
     context = {
         "token": token,
         "action": action,
-        "label": "More like this" if action == "more" else "Less like this",
+        "label": label,
         "title": _title(target.paper),
         "current": votes.votes_on(target.delivery.subscriber_id, [target.paper.pk]).get(target.paper.pk),
     }
-    return _with_headers(render(request, "feedback/vote.html", context))
+    return render(request, "feedback/vote.html", context)
 
 
-@never_cache
-@require_GET
-def rate(request, token):
+@feedback_page("GET")
+def rate(request, token, target):
     """The digest the token comes from, each paper with its own More/Less pair and undo."""
-    target, answer = _target_or_answer(request, token)
-    if answer is not None:
-        return _with_headers(answer)
     delivery, subscriber = target.delivery, target.subscriber
     items = list(DigestItem.objects.filter(content_id=delivery.content_id).select_related("paper").order_by("position"))
     paper_ids = [item.paper_id for item in items]
@@ -127,41 +139,27 @@ def rate(request, token):
         "leave_topics": len(own_topics) > 1,
         "site_name": settings.SITE_NAME,
     }
-    return _with_headers(render(request, "feedback/rate.html", context))
+    return render(request, "feedback/rate.html", context)
 
 
-@never_cache
-@require_POST
-@ratelimit(key="ip", rate=_rate, method="POST", block=False, group="feedback")
-def undo(request, token):
-    target, answer = _target_or_answer(request, token)
-    if answer is not None:
-        return _with_headers(answer)
-    if getattr(request, "limited", False):
-        return _limited(request)
+@feedback_page("POST")
+def undo(request, token, target):
     if votes.undo(target):
         messages.success(request, f"Your vote on “{_title(target.paper)}” is undone.")
-    return _see_other(f"{reverse('feedback:rate', args=[token])}#paper-{target.paper.pk}")
+    return _back_to(token, target.paper)
 
 
-@never_cache
-@require_POST
-@ratelimit(key="ip", rate=_rate, method="POST", block=False, group="feedback")
-def not_interested(request, token):
+@feedback_page("POST")
+def not_interested(request, token, target):
     """"Not interested in <topic>": leave one of the paper's topics that the reader follows."""
-    target, answer = _target_or_answer(request, token)
-    if answer is not None:
-        return _with_headers(answer)
-    if getattr(request, "limited", False):
-        return _limited(request)
     topic_id = request.POST.get("topic", "")
     topic = None
     if topic_id.isascii() and topic_id.isdigit() and len(topic_id) < 10:
         topic = Topic.objects.filter(pk=int(topic_id), papers=target.paper).first()
     if topic is None:
-        return _with_headers(render(request, "subscriptions/invalid_link.html", {"what": "feedback"}, status=400))
+        return render(request, "subscriptions/invalid_link.html", {"what": "feedback"}, status=400)
     if target.subscriber.topics.count() <= 1:
         messages.info(request, "That is your only topic: to stop the digest, use the unsubscribe link in the email.")
     elif votes.leave_topic(target, topic, actions.Origin.from_request(request)):
         messages.success(request, f"You will no longer get papers for “{topic.name}”.")
-    return _see_other(reverse("feedback:rate", args=[token]))
+    return _back_to(token)

@@ -84,3 +84,26 @@ def setup_django(env: dict) -> None:
     import django
 
     django.setup()
+
+
+def open_bench_database(reseed: bool, seed) -> bool:
+    """A bench's own database at DATABASE_URL: created and seeded (`seed()`, once Django is set
+    up) when it does not exist or `reseed` asks, else reused as it is. Returns whether it is new."""
+    fresh = reseed or not database_exists(os.environ["DATABASE_URL"])
+    if fresh:
+        create_database(os.environ["DATABASE_URL"])
+    import django
+
+    django.setup()
+    if fresh:
+        seed()
+    return fresh
+
+
+def database_name() -> str:
+    return os.environ["DATABASE_URL"].rsplit("/", 1)[1]
+
+
+def load_average() -> str:
+    """"1.02 0.88 0.60 on 2 CPUs": benches print it beside their figures (others share the CPU)."""
+    return f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs"
