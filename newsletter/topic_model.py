@@ -18,6 +18,12 @@ most probable topic is its primary one (when there is any evidence at all); furt
 need their own probability to reach the threshold. Papers an operator marked in or out of a
 topic are in or out whatever the evidence says.
 
+A paper with title and abstract only (older papers, other sources) lacks the keyword evidence
+of the AI fields, so it has a combiner of its own, trained on the examples with those fields
+removed. It also reads how firmly the classifier says no, and its threshold is the one that
+did best on those training rows (bench/relevance.py: +0.01 to +0.02 F1 on title + abstract,
+every split, papers with AI fields scored as before).
+
 Scoring needs numpy only; training (train()) imports scikit-learn, and runs in a Celery task
 (newsletter.tasks.topics) or once at first use when no trained state is stored yet.
 """
@@ -54,6 +60,11 @@ FEATURES = [
     "description similarity", "share of best keyword score", "best keyword score", "keyword score",
     "classifier",
 ]
+# The title + abstract combiner also reads the classifier's "no": without the AI fields there is
+# less keyword evidence, and how sure the classifier is that a topic does not fit counts more.
+PLAIN_FEATURES = [*FEATURES, "classifier's no"]
+# Thresholds the title + abstract combiner chooses from, in training.
+PLAIN_THRESHOLDS = [round(0.2 + 0.025 * i, 3) for i in range(17)]
 
 # Common English words and paper boilerplate that say nothing about a topic.
 STOP_WORDS = frozenset(
@@ -81,6 +92,10 @@ def terms(text: str) -> list[str]:
 def paper_text(paper) -> str:
     """What the classifiers read: title and abstract, which every paper has."""
     return f"{paper.title}. {paper.abstract or ''}"
+
+
+def has_ai_fields(paper) -> bool:
+    return bool(paper.ai_summary or paper.ai_keywords)
 
 
 def topic_text(topic) -> str:
@@ -139,6 +154,13 @@ class TrainedState:
     combiner_intercept: float
     threshold: float = THRESHOLD
     primary_floor: float = PRIMARY_FLOOR
+    # For papers without AI fields: one weight per PLAIN_FEATURES entry, and their threshold.
+    # States stored before these existed have none and score those papers with `combiner`.
+    plain_combiner: list[float] | None = None
+    plain_combiner_intercept: float = 0.0
+    plain_threshold: float = THRESHOLD
+    # "Classifier's no" of a topic without a classifier: the average over training rows.
+    no_classifier_no: float = 0.0
     format: int = FORMAT
 
     def to_json(self) -> dict:
@@ -148,6 +170,8 @@ class TrainedState:
             "classifiers": {slug: {"weights": {t: round(w, 5) for t, w in weights.items()}, "intercept": round(b, 5)} for slug, (weights, b) in self.classifiers.items()},
             "combiner": self.combiner, "combiner_intercept": self.combiner_intercept,
             "threshold": self.threshold, "primary_floor": self.primary_floor,
+            "plain_combiner": self.plain_combiner, "plain_combiner_intercept": self.plain_combiner_intercept,
+            "plain_threshold": self.plain_threshold, "no_classifier_no": self.no_classifier_no,
         }
 
     @classmethod
@@ -159,6 +183,8 @@ class TrainedState:
             classifiers={slug: (c["weights"], c["intercept"]) for slug, c in data["classifiers"].items()},
             combiner=data["combiner"], combiner_intercept=data["combiner_intercept"],
             threshold=data["threshold"], primary_floor=data["primary_floor"],
+            plain_combiner=data.get("plain_combiner"), plain_combiner_intercept=data.get("plain_combiner_intercept", 0.0),
+            plain_threshold=data.get("plain_threshold", data["threshold"]), no_classifier_no=data.get("no_classifier_no", 0.0),
         )
 
 
@@ -172,6 +198,16 @@ class Assessment:
     terms: list[str] = field(default_factory=list)  # the classifier's strongest features here
     primary: bool = False
     taught: bool | None = None  # an operator marked the paper in (True) or out (False)
+
+
+def combine(state: TrainedState, x: np.ndarray, plain: bool = False) -> np.ndarray:
+    """Each topic's probability from its row of features; `plain`: with the combiner for papers
+    without AI fields."""
+    if plain:
+        z = x @ np.asarray(state.plain_combiner) + state.plain_combiner_intercept
+    else:
+        z = x[:, : len(FEATURES)] @ np.asarray(state.combiner) + state.combiner_intercept
+    return 1 / (1 + np.exp(-z))
 
 
 class TopicScorer:
@@ -195,7 +231,6 @@ class TopicScorer:
                 self.intercepts[n] = intercept
                 self.has_classifier[n] = True
         self.descriptions = np.column_stack([self.vectorizer.dense(topic_text(t)) for t in self.topics]) if self.topics else np.zeros((size, 0))
-        self.combiner = np.asarray(state.combiner)
         self._phrase_idf: dict[str, float] = {}
 
     def phrase_idf(self, phrase: str) -> float:
@@ -210,9 +245,10 @@ class TopicScorer:
         return value
 
     def features(self, paper) -> tuple[np.ndarray, dict, tuple]:
-        """(topics x FEATURES matrix, keyword scores by topic number, (indices, values) of the text)."""
+        """(topics x PLAIN_FEATURES matrix, keyword scores by topic number, (indices, values) of
+        the text); the combiner for papers with AI fields reads the FEATURES columns."""
         count = len(self.topics)
-        x = np.zeros((count, len(FEATURES)))
+        x = np.zeros((count, len(PLAIN_FEATURES)))
         hits = self.matcher.field_hits(paper)
         for column, part in enumerate((hits.title, hits.keywords, hits.abstract, hits.summary)):
             for number, phrases in part.items():
@@ -236,12 +272,17 @@ class TopicScorer:
             decision = values @ self.weights[idx] + self.intercepts
         else:
             decision = self.intercepts.copy()
-        # Only a classifier's "yes" counts: a topic without one (new) gets neither push.
+        # The classifier's "yes" and "no" are separate inputs: a topic without a classifier (new)
+        # gets no "yes" and the average "no".
         x[:, 8] = np.where(self.has_classifier, np.maximum(decision, 0.0), 0.0)
+        x[:, 9] = np.where(self.has_classifier, np.minimum(decision, 0.0), self.state.no_classifier_no)
         return x, keyword_scores, (idx, values)
 
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        return 1 / (1 + np.exp(-(x @ self.combiner + self.state.combiner_intercept)))
+    def uses_plain_combiner(self, paper) -> bool:
+        return self.state.plain_combiner is not None and not has_ai_fields(paper)
+
+    def probabilities(self, x: np.ndarray, plain: bool = False) -> np.ndarray:
+        return combine(self.state, x, plain)
 
     def assess(self, paper, taught: dict | None = None) -> list[Assessment]:
         """The topics `paper` belongs to, primary first. `taught`: {topic pk: belongs} marks."""
@@ -249,9 +290,11 @@ class TopicScorer:
             return []
         taught = taught or {}
         x, keyword_scores, (idx, values) = self.features(paper)
-        probabilities = self.probabilities(x)
+        plain = self.uses_plain_combiner(paper)
+        probabilities = self.probabilities(x, plain)
+        threshold = self.state.plain_threshold if plain else self.state.threshold
         candidates = [n for n, t in enumerate(self.topics) if taught.get(t.pk) is not False]
-        chosen = {n for n in candidates if probabilities[n] >= self.state.threshold}
+        chosen = {n for n in candidates if probabilities[n] >= threshold}
         chosen |= {n for n, t in enumerate(self.topics) if taught.get(t.pk)}
         ranked = sorted(candidates, key=lambda n: (-(taught.get(self.topics[n].pk) is True), -probabilities[n], n))
         if ranked and (probabilities[ranked[0]] >= self.state.primary_floor or taught.get(self.topics[ranked[0]].pk)):
@@ -338,11 +381,36 @@ def fingerprint(topics, examples: list[Example]) -> str:
     return digest.hexdigest()[:16]
 
 
+def chosen_topics(probabilities: np.ndarray, threshold: float, primary_floor: float) -> set[int]:
+    """What assess() picks without operator marks: the best topic, and any other at the threshold."""
+    chosen = set(np.flatnonzero(probabilities >= threshold).tolist())
+    best = int(np.argmax(probabilities))
+    if probabilities[best] >= primary_floor:
+        chosen.add(best)
+    return chosen
+
+
+def best_threshold(papers: list[tuple[np.ndarray, set[int]]], primary_floor: float) -> float:
+    """The PLAIN_THRESHOLDS entry with the best micro F1 over (probabilities, topics) pairs."""
+    best_f1, best = -1.0, THRESHOLD
+    for threshold in PLAIN_THRESHOLDS:
+        tp = wrong = 0
+        for probabilities, labelled in papers:
+            chosen = chosen_topics(probabilities, threshold, primary_floor)
+            tp += len(chosen & labelled)
+            wrong += len(chosen ^ labelled)
+        f1 = 2 * tp / (2 * tp + wrong) if tp else 0.0
+        if f1 > best_f1 + 1e-9:
+            best_f1, best = f1, threshold
+    return best
+
+
 def train(topics, examples: list[Example], folds: int = FOLDS, seed: int = 0) -> TrainedState:
-    """Fit the per-topic classifiers and the combiner on `examples`. The combiner learns from
-    classifier outputs on papers the classifier did not see (k-fold), so it trusts them no more
-    than they deserve on new papers; it also learns from every paper without its AI fields,
-    since older papers and other sources have none."""
+    """Fit the per-topic classifiers and the combiners on `examples`. The combiners learn from
+    classifier outputs on papers the classifier did not see (k-fold), so they trust them no more
+    than they deserve on new papers. The main one also learns from every paper without its AI
+    fields, since older papers and other sources have none; the title + abstract one learns
+    from those alone, and picks its threshold on them."""
     from sklearn.linear_model import LogisticRegression
 
     topics = list(topics)
@@ -371,25 +439,41 @@ def train(topics, examples: list[Example], folds: int = FOLDS, seed: int = 0) ->
     )
 
     # Out-of-fold classifiers: each paper's combiner rows use classifiers trained without it.
+    # A topic without a classifier in a fold gets NaN as its "no", filled in below.
     order = np.random.default_rng(seed).permutation(len(examples))
-    rows_x, rows_y = [], []
+    rows_x, rows_y, rows_plain, plain_papers = [], [], [], []
     for fold in range(folds):
         held_out = set(order[fold::folds].tolist())
-        fold_state = TrainedState(**{**state.__dict__, "classifiers": fit_classifiers([i for i in range(len(examples)) if i not in held_out])})
+        fold_classifiers = fit_classifiers([i for i in range(len(examples)) if i not in held_out])
+        fold_state = TrainedState(**{**state.__dict__, "classifiers": fold_classifiers, "no_classifier_no": math.nan})
         scorer = TopicScorer(topics, fold_state)
         for i in sorted(held_out):
             example = examples[i]
             versions = [example.paper]
-            if example.paper.ai_summary or example.paper.ai_keywords:
+            if has_ai_fields(example.paper):
                 versions.append(without_ai_fields(example.paper))
             for paper in versions:
                 x, _, _ = scorer.features(paper)
-                for n, topic in enumerate(topics):
-                    if topic.slug in example.labels:
-                        rows_x.append(x[n])
-                        rows_y.append(int(example.labels[topic.slug]))
-    if len(set(rows_y)) == 2:
-        combiner = LogisticRegression(C=COMBINER_C, max_iter=5000).fit(np.vstack(rows_x), rows_y)
-        state.combiner = [round(float(w), 6) for w in combiner.coef_[0]]
-        state.combiner_intercept = round(float(combiner.intercept_[0]), 6)
+                known = [n for n, topic in enumerate(topics) if topic.slug in example.labels]
+                rows_x.extend(x[known])
+                rows_y.extend(int(example.labels[topics[n].slug]) for n in known)
+                rows_plain.extend([not has_ai_fields(paper)] * len(known))
+                if not has_ai_fields(paper) and len(known) == len(topics):
+                    plain_papers.append((len(rows_x) - len(known), {n for n in known if example.labels[topics[n].slug]}))
+    if len(set(rows_y)) < 2:
+        return state
+    x, y, plain = np.vstack(rows_x), np.asarray(rows_y), np.asarray(rows_plain, dtype=bool)
+    combiner = LogisticRegression(C=COMBINER_C, max_iter=5000).fit(x[:, : len(FEATURES)], y)
+    state.combiner = [round(float(w), 6) for w in combiner.coef_[0]]
+    state.combiner_intercept = round(float(combiner.intercept_[0]), 6)
+
+    missing = np.isnan(x[:, 9])
+    state.no_classifier_no = round(float(x[~missing, 9].mean()), 6) if (~missing).any() else 0.0
+    x[missing, 9] = state.no_classifier_no
+    if len(set(y[plain].tolist())) == 2:
+        combiner = LogisticRegression(C=COMBINER_C, max_iter=5000).fit(x[plain], y[plain])
+        state.plain_combiner = [round(float(w), 6) for w in combiner.coef_[0]]
+        state.plain_combiner_intercept = round(float(combiner.intercept_[0]), 6)
+        papers = [(combine(state, x[start : start + len(topics)], plain=True), labelled) for start, labelled in plain_papers]
+        state.plain_threshold = best_threshold(papers, state.primary_floor) if papers else state.threshold
     return state
