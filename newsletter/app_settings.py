@@ -37,10 +37,22 @@ class AppSettings:
     DIGEST_RETRY_BACKOFF = Setting(5.0, "Transient send errors: Celery's exponential backoff starts at this many seconds...")
     DIGEST_RETRY_BACKOFF_MAX = Setting(600.0, "...is capped at this many (a provider's Retry-After too)...")
     DIGEST_MAX_RETRIES = Setting(10, "...and a chunk is retried at most this many times (then the dispatcher queues it anew).")
-    DIGEST_RANKING = Setting(
-        "newsletter.digests.ranking.TopicScoreAndUpvotes",
-        "Dotted path of the class that orders each reader's papers (newsletter/digests/ranking.py).",
+    DIGEST_SHARED_MIN = Setting(
+        16, "A digest that at least this many readers of a chunk share goes out in calls of its own (one content, "
+        "per-recipient links); those shared by fewer go out in personal batches (chunks.py)...",
     )
+    DIGEST_PERSONAL_MIN = Setting(
+        8, "...when a chunk has at least this many of them of one kind (daily, weekly); fewer each get their own call.",
+    )
+    DIGEST_RANKING = Setting(
+        "newsletter.personal.ranking.PersonalRanking",
+        "Dotted path of the class that orders each reader's papers (newsletter/digests/ranking.py); "
+        "the default learns each reader (newsletter/personal/), `newsletter.digests.ranking.TopicScoreAndUpvotes` does not.",
+    )
+    PERSONAL_MODEL_WEIGHT = Setting(
+        3.0, "How far a reader's model (log-odds) moves a paper against ln(topic score x log2(2 + upvotes)).",
+    )
+    PERSONAL_TRAIN_BATCH = Setting(500, "Readers' models trained per batch (a handful of queries each).")
     FEEDBACK_RATE_LIMIT = Setting("60/m", "Votes, undos and topic changes from one IP (django-ratelimit syntax).")
 
     # --- What readers tell us on their preferences page (subscriptions/reading.py) ----------

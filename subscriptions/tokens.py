@@ -30,6 +30,8 @@ CONFIRM = "confirm"
 PREFERENCES = "preferences"
 UNSUBSCRIBE = "unsubscribe"
 VIEW_DIGEST = "view-digest"
+# The personal Atom feed (newsletter/archive/personal.py): revoked with the preference links.
+FEED = "feed"
 
 # Purposes whose links survive a secret rotation.
 _PERMANENT_PURPOSES = {UNSUBSCRIBE}
@@ -93,6 +95,10 @@ def preferences_url(subscriber: Subscriber) -> str:
 
 def unsubscribe_url(subscriber: Subscriber) -> str:
     return absolute_url(reverse("subscriptions:unsubscribe", args=[make_token(subscriber, UNSUBSCRIBE)]))
+
+
+def feed_url(subscriber: Subscriber) -> str:
+    return absolute_url(reverse("archive:feed_personal", args=[make_token(subscriber, FEED)]))
 
 
 def confirm_url(subscriber: Subscriber, signup_id: int) -> str:

@@ -186,6 +186,7 @@ def _preferences_page(request, subscriber, token, form=None, reading_form=None):
         "unsubscribe_url": reverse("subscriptions:unsubscribe", args=[tokens.make_token(subscriber, tokens.UNSUBSCRIBE)]),
         "download_url": reverse("subscriptions:download_data", args=[token]),
         "delete_url": reverse("subscriptions:delete_data", args=[token]),
+        "feed_url": tokens.feed_url(subscriber),
     }
     errors = (form is not None and form.errors) or (reading_form is not None and reading_form.errors)
     return render(request, "subscriptions/preferences.html", context, status=400 if errors else 200)

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from . import feeds, views
+from . import feeds, personal, views
 
 app_name = "archive"
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("topics/<slug:slug>/", views.topic, name="topic"),
     path("feeds/all.atom", feeds.papers_feed, name="feed_all"),
     path("feeds/topics/<slug:slug>.atom", feeds.papers_feed, name="feed_topic"),
+    path("feeds/me/<str:token>.atom", personal.personal_feed, name="feed_personal"),
 ]

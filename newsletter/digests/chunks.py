@@ -1,14 +1,22 @@
 """One chunk of deliveries: claim them, choose each digest's papers, render each distinct
 digest once, send it to its recipients in provider-sized calls, record each call.
 
+Readers who share a digest (same papers, notes and topics) get it in calls of its own. A
+personal ranking makes most digests different; then each reader's papers are assembled from
+the cached paper blocks and become their merge values in one personal shell per kind, so a
+provider call still carries a whole slice of readers (or, for SMTP, each message is spliced
+from one prebuilt shell): see `ChunkRun._plan`.
+
 The work per chunk is a handful of queries whatever its size (claim, load, papers already
-sent, contents, one record per provider call); nothing here queries per subscriber.
+sent, contents, one check and one record per provider call); nothing here queries per
+subscriber.
 """
 
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 import redis
 from celery.utils.time import get_exponential_backoff_interval
@@ -47,6 +55,15 @@ class Item:
     @property
     def kind(self) -> str:
         return self.reader.kind
+
+
+class Digest(NamedTuple):
+    """What makes two readers' digests the same: papers, notes, kind and the reader's topics."""
+
+    paper_ids: tuple[int, ...]
+    notes: tuple[tuple[int, str], ...]
+    kind: str
+    topic_ids: tuple[int, ...]
 
 
 @dataclass
@@ -115,6 +132,7 @@ class ChunkRun:
         self.subscriber_of: dict[int, int] = {}
         # Sent but not yet recorded: one-by-one sending records every `slice_size` messages.
         self.unrecorded: dict[int, tuple[str, int]] = {}
+        self.bucket = None  # the provider's rate limit (ratelimit.provider_bucket)
 
     def run(self, delivery_ids) -> None:
         items = load_items(delivery_ids)
@@ -134,48 +152,104 @@ class ChunkRun:
         items = [i for i in items if i.kind in pools]
 
         # Each digest's papers, chosen afresh on every attempt (what was sent is what counts).
-        # A digest shows each paper's topics among its reader's: readers of the same papers
-        # and the same topics share one rendering and one call. The content (what was sent)
-        # is the papers alone, shared whatever the topics.
-        groups: dict[tuple, list[Recipient]] = defaultdict(list)
+        # A digest shows each paper's topics among its reader's and the ranking's notes:
+        # readers of the same papers, notes and topics share one digest. The content (what was
+        # sent) is the papers alone, shared whatever the topics and notes.
+        groups: dict[Digest, list[Recipient]] = defaultdict(list)
         nothing_new = []
-        for item, papers in zip(items, selection.choose([i.reader for i in items], pools)):
-            if papers:
-                groups[(papers, item.kind, tuple(sorted(item.reader.topic_ids)))].append(item.recipient)
+        for item, choice in zip(items, selection.choose([i.reader for i in items], pools)):
+            if choice:
+                notes = tuple((pk, note) for pk, note in choice.notes_key if note)
+                groups[Digest(tuple(choice), notes, item.kind, tuple(sorted(item.reader.topic_ids)))].append(item.recipient)
             else:
                 nothing_new.append(item.delivery_id)
         self._skip(nothing_new, "nothing new")
         self.report.digests += len(groups)
         if not groups:
             return
-        contents = claims.content_ids_for(papers for papers, _, _ in groups)
-        bucket = provider_bucket()
+        contents = claims.content_ids_for(digest.paper_ids for digest in groups)
+        self.bucket = provider_bucket()
         with Outbox() as outbox:
-            size = outbox.slice_size
-            for (paper_ids, kind, topic_ids), recipients in groups.items():
-                digest = renderer.render(paper_ids, pools[kind], kind, topic_ids)
-                content_id = contents[paper_ids]
-                for start in range(0, len(recipients), size):
-                    batch = recipients[start : start + size]
-                    bucket.acquire(len(batch))
-                    batch = self._still_mine(batch)
-                    if not batch:
-                        continue
-                    self.report.calls += 1
-                    try:
-                        outcome = outbox.send(digest, batch)
-                    except SendAborted as aborted:
-                        self._settle(aborted.done, content_id)
-                        self.flush()
-                        raise
-                    except MergeKeysRefused as refused:
-                        self._refuse(batch, paper_ids, refused)
-                        continue
-                    self._settle(outcome, content_id)
-                    # A provider call is recorded at once; single messages every `size`.
-                    if outbox.capability.batch or len(self.unrecorded) >= size:
-                        self.flush()
+            shared, personal = self._plan(outbox, groups, pools)
+            for digest, recipients in shared.items():
+                self._send_shared(outbox, digest, recipients, pools[digest.kind], contents[digest.paper_ids])
+            for kind, copies in personal.items():
+                self._send_personal(outbox, kind, copies, contents)
             self.flush()
+
+    def _plan(self, outbox: Outbox, groups, pools) -> tuple[dict, dict]:
+        """(digest -> its recipients, for calls of their own; kind -> [(recipient, their
+        PaperSection)], for personal batches). A digest few readers share costs a call of its
+        own for only a few messages: when a chunk has many such, their readers go out together,
+        each with their papers as merge values (a provider call then carries many different
+        digests). A few of them keep a call each, as do readers whose papers are more than
+        the provider takes as one recipient's values."""
+        small = defaultdict(list)
+        for digest, recipients in groups.items():
+            if len(recipients) < app_settings.DIGEST_SHARED_MIN:
+                small[digest.kind].append(digest)
+        shared = dict(groups)
+        personal = {}
+        for kind, digests in small.items():
+            if len(digests) < app_settings.DIGEST_PERSONAL_MIN:
+                continue
+            copies = []
+            for digest in digests:
+                section = renderer.section(digest.paper_ids, pools[kind], kind, digest.topic_ids, dict(digest.notes))
+                if outbox.takes_personal(section):
+                    copies.extend((recipient, section) for recipient in shared.pop(digest))
+            if copies:
+                personal[kind] = copies
+        return shared, personal
+
+    def _send_shared(self, outbox: Outbox, digest: Digest, recipients, pool, content_id: int) -> None:
+        rendered = renderer.render(digest.paper_ids, pool, digest.kind, digest.topic_ids, dict(digest.notes))
+        content_of = dict.fromkeys((r.delivery_id for r in recipients), content_id)
+        for start in range(0, len(recipients), outbox.slice_size):
+            self._call(outbox, recipients[start : start + outbox.slice_size], lambda batch: outbox.send(rendered, batch),
+                       content_of, lambda batch: digest.paper_ids)
+
+    def _send_personal(self, outbox: Outbox, kind: str, copies, contents) -> None:
+        shell = renderer.personal_shell(kind)
+        section_of = {recipient.delivery_id: section for recipient, section in copies}
+        content_of = {recipient.delivery_id: contents[section.paper_ids] for recipient, section in copies}
+
+        def send(batch):
+            return outbox.send_personal(shell, [(r, section_of[r.delivery_id]) for r in batch])
+
+        def papers_of(batch):
+            return tuple(sorted({pk for r in batch for pk in section_of[r.delivery_id].paper_ids}))
+
+        for batch in outbox.personal_slices(shell, copies):
+            self._call(outbox, [recipient for recipient, _ in batch], send, content_of, papers_of)
+
+    def _call(self, outbox: Outbox, batch: list[Recipient], send, content_of: dict[int, int], papers_of) -> None:
+        """`send(batch)`: one provider call (or one-by-one sending), recorded. Recipients whose
+        own values the merge-key check refuses fail alone; the rest goes on without them."""
+        self.bucket.acquire(len(batch))
+        while batch:
+            batch = self._still_mine(batch)
+            if not batch:
+                return
+            self.report.calls += 1
+            try:
+                outcome = send(batch)
+            except SendAborted as aborted:
+                self._settle(aborted.done, content_of)
+                self.flush()
+                raise
+            except MergeKeysRefused as refused:
+                culprits = refused.culprits or set()
+                refused_batch = [r for r in batch if r.delivery_id in culprits] or batch
+                self._refuse(refused_batch, papers_of(refused_batch), refused)
+                refused_ids = {r.delivery_id for r in refused_batch}
+                batch = [r for r in batch if r.delivery_id not in refused_ids]
+                continue
+            self._settle(outcome, content_of)
+            # A provider call is recorded at once; single messages every `slice_size`.
+            if outbox.capability.batch or len(self.unrecorded) >= outbox.slice_size:
+                self.flush()
+            return
 
     def flush(self) -> None:
         """Record what was sent. Until that succeeds the rows stay in `unrecorded` (and are
@@ -194,8 +268,8 @@ class ChunkRun:
             log("digest.claim_lost", level=30, claimer=self.claimer, deliveries=len(lost))
         return [r for r in batch if r.delivery_id in mine]
 
-    def _settle(self, outcome: Outcome, content_id: int) -> None:
-        self.unrecorded.update({pk: (message_id, content_id) for pk, message_id in outcome.sent.items()})
+    def _settle(self, outcome: Outcome, content_of: dict[int, int]) -> None:
+        self.unrecorded.update({pk: (message_id, content_of[pk]) for pk, message_id in outcome.sent.items()})
         failures = {**outcome.failed, **outcome.refused}
         self.report.failed += claims.record_failed(failures, self.claimer)
         self.open_ids -= set(failures)

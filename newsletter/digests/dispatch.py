@@ -133,25 +133,20 @@ def take_pending(now) -> int:
 
 def chunked_in_send_order(queued_at, chunk_size: int) -> list[list[int]]:
     """The deliveries stamped `queued_at` by this run, cut into chunks and ordered so that
-    subscribers who will most likely get the same digest are side by side: by the papers
-    selection would choose for them now, ignoring what each was sent before (the chunk
-    decides that exactly). Two queries, whatever the number."""
+    subscribers who will most likely get the same digest are side by side: by kind, topics
+    and papers per email, which are all a digest depends on but what each reader was sent
+    before (the chunk decides that exactly) and a personal ranking's view of them (readers it
+    knows nothing about keep sharing). Two queries, whatever the number, and no ranking."""
     queued = Delivery.objects.filter(status=S.PENDING, queued_at=queued_at)
-    rows = list(queued.values_list("pk", "subscriber_id", "kind", "digest_date", "subscriber__papers_per_email"))
+    rows = list(queued.values_list("pk", "subscriber_id", "kind", "subscriber__papers_per_email"))
     topics = defaultdict(list)
     pairs = Subscriber.topics.through.objects.filter(
         subscriber__deliveries__status=S.PENDING, subscriber__deliveries__queued_at=queued_at
     )
     for sid, topic_id in pairs.values_list("subscriber_id", "topic_id"):
         topics[sid].append(topic_id)
-    readers = [
-        selection.Reader(sid, kind, digest_date, tuple(sorted(topics.get(sid, ()))), per_email)
-        for _, sid, kind, digest_date, per_email in rows
-    ]
-    pools, _ = selection.pools_for({reader.kind for reader in readers})
-    likely = selection.choose(readers, pools, history=False)
-    order = sorted(range(len(rows)), key=lambda n: (readers[n].kind, likely[n], readers[n].subscriber_id))
-    ids = [rows[n][0] for n in order]
+    rows.sort(key=lambda row: (row[2], sorted(topics.get(row[1], ())), row[3], row[1]))
+    ids = [row[0] for row in rows]
     return [ids[start : start + chunk_size] for start in range(0, len(ids), chunk_size)]
 
 

@@ -1,18 +1,24 @@
 """The provider calls. One `Outbox` per chunk holds one open connection of the configured
-backend; `send()` delivers one rendered digest to a slice of its recipients and says, per
-delivery, what happened.
+backend; `send()` delivers one rendered digest to a slice of its recipients, `send_personal()`
+a personal shell to a slice of readers each with their own papers (rendering.PaperSection),
+and both say, per delivery, what happened.
 
 Batch providers (Mailgun, SendGrid, Postmark: newsletter/email_providers) get one call per
 slice: the digest with the provider's merge fields, each recipient's values as merge data and
-their List-Unsubscribe as a merge header. Before each such call the content is searched for merge keys in any provider's
-syntax: a key the templates did not insert (a forged copy of one of ours counts too) would be
-filled with each reader's own values wherever it sits, so the call is refused
-(MergeKeysRefused) and nothing is sent.
+their List-Unsubscribe as a merge header. A personal slice is the same call, its papers,
+subject, preheader and count being merge values too: one call carries as many different
+digests as the provider takes, by count and by bytes (`personal_slices`). Before each call the
+content is searched for merge keys in any provider's syntax: a key the templates did not insert
+(a forged copy of one of ours counts too) would be filled with each reader's own values
+wherever it sits, so the call is refused (MergeKeysRefused, naming the recipients whose own
+values hold one when the shared content does not) and nothing is sent. A reader's papers are
+searched once per process, block by block (rendering.PaperBlock), not per recipient.
 
 Every other backend gets one message per recipient. For backends that serialise the
-MIME message themselves (SMTP, console, file) the message is built once per digest with
-placeholders and each recipient's copy is made by splicing their values into those bytes;
-if the encoding ever hid a placeholder (a long line forcing quoted-printable), each message is
+MIME message themselves (SMTP, console, file) the message is built once per digest (or per
+personal shell) with placeholders and each recipient's copy is made by splicing their values
+into those bytes; if the encoding ever hid a placeholder (a long line forcing
+quoted-printable), or a personal copy would have a line too long for 8bit, that message is
 built the ordinary way instead.
 """
 
@@ -25,7 +31,8 @@ from anymail.backends.base import AnymailBaseBackend
 from anymail.message import AnymailMessage
 from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
-from django.core.mail.message import make_msgid
+from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
+from django.core.mail.message import SafeMIMEText, make_msgid, sanitize_address
 from django.core.mail.utils import DNS_NAME
 
 from newsletter.app_settings import app_settings
@@ -33,12 +40,16 @@ from newsletter.scraped import merge_tags
 
 from . import providers
 from .links import LinkMaker, Recipient, static_headers
-from .rendering import RenderedDigest, field as merge_field, split_fields
 from .providers import RecipientsRefused
+from .rendering import PERSONAL_FIELDS, MergeText, PaperSection, RenderedDigest, feedback_field, field as merge_field, split_fields
 
 _HEADER_SAFE = re.compile(r"^[\x21-\x7e ]*$")
 # Addresses that can be spliced into a header as they are (others take the ordinary path).
 _PLAIN_ADDRESS = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+$")
+# RFC 5322: a line is at most 998 octets (an 8bit body may not be re-wrapped).
+MAX_LINE_OCTETS = 998
+# What one recipient's links, topics, date and headers add to a call, about (as JSON).
+_OWN_VALUES_CHARS = 2000
 
 
 @dataclass
@@ -65,29 +76,59 @@ class SendAborted(Exception):
 
 
 class MergeKeysRefused(Exception):
-    """The content of a batch call holds merge keys the templates did not put there; nothing
-    was sent. `unexpected`: each such key (lower-case) and how many times it is there."""
+    """A batch call's content holds merge keys the templates did not put there; nothing was
+    sent. `unexpected`: each such key (lower-case) and how many times it is there;
+    `culprits`: the delivery ids whose own values hold them (None: the shared content does,
+    so every recipient of the call)."""
 
-    def __init__(self, unexpected: dict[str, int]):
+    def __init__(self, unexpected: dict[str, int], culprits: set[int] | None = None):
         super().__init__("merge keys the templates did not put there: " + ", ".join(sorted(unexpected)))
         self.unexpected = unexpected
+        self.culprits = culprits
+
+
+@dataclass
+class _Copy:
+    """One recipient's copy in a call: their merge values, and for a personal copy their
+    papers (`section`) and feedback tokens (inside its values already)."""
+
+    recipient: Recipient
+    values: dict[str, str]
+    section: PaperSection | None = None
+    tokens: dict[str, str] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=64)
-def _provider_content(digest: RenderedDigest, field_format: str) -> tuple[str, str]:
-    return digest.html.with_fields(field_format), digest.text.with_fields(field_format)
+def _provider_content(digest: RenderedDigest, field_format: str) -> tuple[str, str, str]:
+    """(subject, html, text) with each field in the provider's syntax."""
+    subject = MergeText.parse(digest.subject).with_fields(field_format)
+    return subject, digest.html.with_fields(field_format), digest.text.with_fields(field_format)
 
 
 @lru_cache(maxsize=64)
 def _unexpected_merge_keys(digest: RenderedDigest, field_format: str, headers: tuple) -> tuple[tuple[str, int], ...]:
     """Merge keys in the digest as a provider gets it (subject, both bodies, headers) beyond
     those the templates inserted, counted: so a forged copy of one of ours shows too."""
-    html, text = _provider_content(digest, field_format)
-    found = merge_tags(digest.subject) + merge_tags(html) + merge_tags(text) + merge_tags("\n".join(headers))
+    subject, html, text = _provider_content(digest, field_format)
+    found = merge_tags(subject) + merge_tags(html) + merge_tags(text) + merge_tags("\n".join(headers))
     inserted = Counter()  # what the provider's tag pattern finds in the fields we wrote
-    for name in (*digest.html.parts[1::2], *digest.text.parts[1::2]):
+    for name in (*MergeText.parse(digest.subject).parts[1::2], *digest.html.parts[1::2], *digest.text.parts[1::2]):
         inserted += merge_tags(field_format.format(name))
     return tuple(sorted((found - inserted).items()))
+
+
+@lru_cache(maxsize=4096)
+def _encoded_header(name: str, value: str) -> bytes:
+    """Header `name`'s value as Django's EmailMessage writes it (encoded, folded, CRLF): what
+    replaces that header's placeholder in a prebuilt message."""
+    message = SafeMIMEText("", "plain", "utf-8")
+    message[name] = value
+    raw = message.as_bytes(linesep="\r\n")
+    start = raw.index(f"\r\n{name}: ".encode()) + len(name) + 4
+    end = raw.index(b"\r\n", start)
+    while raw[end + 2 : end + 3] in (b" ", b"\t"):  # folded onto continuation lines
+        end = raw.index(b"\r\n", end + 2)
+    return raw[start:end]
 
 
 class Outbox:
@@ -100,6 +141,7 @@ class Outbox:
         self.from_email = settings.DEFAULT_FROM_EMAIL
         self.headers = static_headers()
         self._prebuilt = {}
+        self._envelope_from = sanitize_address(self.from_email, settings.DEFAULT_CHARSET)
 
     @property
     def slice_size(self) -> int:
@@ -116,28 +158,66 @@ class Outbox:
         self.connection.close()
 
     def send(self, digest: RenderedDigest, recipients: list[Recipient]) -> Outcome:
-        values = [(r, self.links.merge_values(r, digest.paper_ids)) for r in recipients]
+        copies = [_Copy(r, self.links.merge_values(r, digest.paper_ids)) for r in recipients]
         if self.capability.batch:
-            return self._send_batch(digest, values)
-        return self._send_each(digest, values)
+            return self._send_batch(digest, copies)
+        return self._send_each(digest, copies)
+
+    # --- personal batches -----------------------------------------------------------------
+
+    def takes_personal(self, section: PaperSection) -> bool:
+        """Whether a reader of `section` fits in a personal batch: one recipient's merge
+        values may be capped (SendGrid: 50,000 bytes of substitutions)."""
+        limit = self.capability.max_recipient_values_bytes
+        return limit is None or section.json_chars + _OWN_VALUES_CHARS <= limit
+
+    def personal_slices(self, shell: RenderedDigest, copies: list) -> list[list]:
+        """`copies` ([(recipient, PaperSection)]) cut into calls of at most slice_size
+        recipients and the provider's bytes per call (each copy counted with the whole shell,
+        as Postmark gets it)."""
+        limit = self.capability.max_call_bytes
+        shell_chars = sum(len(part) for part in (*shell.html.parts, *shell.text.parts))
+        slices, current, size = [], [], 0
+        for copy in copies:
+            chars = shell_chars + copy[1].json_chars + _OWN_VALUES_CHARS
+            if current and (len(current) >= self.slice_size or (limit and size + chars > limit)):
+                slices.append(current)
+                current, size = [], 0
+            current.append(copy)
+            size += chars
+        if current:
+            slices.append(current)
+        return slices
+
+    def send_personal(self, shell: RenderedDigest, copies: list[tuple[Recipient, PaperSection]]) -> Outcome:
+        """`shell` (rendering.personal_shell) to each recipient with their own papers."""
+        built = []
+        for recipient, section in copies:
+            values = self.links.merge_values(recipient, section.paper_ids)
+            tokens = {name: values.pop(name) for name in [feedback_field(pk) for pk in section.paper_ids]}
+            values.update(section.values(tokens))
+            built.append(_Copy(recipient, values, section, tokens))
+        if self.capability.batch:
+            return self._send_batch(shell, built)
+        return self._send_each(shell, built)
 
     # --- batch providers ---------------------------------------------------------------
 
-    def _send_batch(self, digest, values) -> Outcome:
+    def _send_batch(self, digest, copies) -> Outcome:
         outcome = Outcome()
         try:
-            outcome.merge(self._batch_call(digest, values))
+            outcome.merge(self._batch_call(digest, copies))
         except RecipientsRefused as refusal:
             named = refusal.addresses
-            for recipient, _ in values:
-                if recipient.email.lower() in named:
-                    outcome.refused[recipient.delivery_id] = str(refusal)[:1000]
-            rest = [(r, v) for r, v in values if r.email.lower() not in named]
+            for copy in copies:
+                if copy.recipient.email.lower() in named:
+                    outcome.refused[copy.recipient.delivery_id] = str(refusal)[:1000]
+            rest = [c for c in copies if c.recipient.email.lower() not in named]
             if named and rest:
                 # The call was refused as a whole; the others go again without the named ones.
                 outcome.merge(self._send_batch(digest, rest))
             elif not named and len(rest) == 1:
-                outcome.failed[rest[0][0].delivery_id] = str(refusal)[:1000]
+                outcome.failed[rest[0].recipient.delivery_id] = str(refusal)[:1000]
             elif not named:
                 # The provider did not say who: halve until the culprits are alone.
                 middle = len(rest) // 2
@@ -149,29 +229,51 @@ class Outbox:
                         raise SendAborted(aborted.error, outcome) from aborted
         return outcome
 
-    def _check_merge_keys(self, digest, values) -> None:
+    def _check_merge_keys(self, digest, copies) -> None:
         """Raise MergeKeysRefused if the content, or a recipient's own values (SendGrid fills
         keys inside filled-in values too), holds a merge key the templates did not insert."""
-        unexpected = Counter(dict(_unexpected_merge_keys(digest, self.capability.merge_field, tuple(self.headers.values()))))
-        own_values = "\n".join(v for _, merge_values in values for v in [*merge_values.values(), *LinkMaker.headers(merge_values).values()])
-        unexpected.update(merge_tags(own_values))
-        if unexpected:
-            raise MergeKeysRefused(dict(unexpected))
+        shared = Counter(dict(_unexpected_merge_keys(digest, self.capability.merge_field, tuple(self.headers.values()))))
+        own = self._own_merge_keys(copies)
+        if not shared and not own:
+            return
+        culprits = None
+        if not shared:
+            culprits = {c.recipient.delivery_id for c in copies if self._own_merge_keys([c])}
+        raise MergeKeysRefused(dict(shared + own), culprits)
 
-    def _batch_call(self, digest, values) -> Outcome:
-        self._check_merge_keys(digest, values)
-        html, text = _provider_content(digest, self.capability.merge_field)
+    @staticmethod
+    def _own_merge_keys(copies) -> Counter:
+        """The merge keys in the recipients' own values. A personal copy's papers are searched
+        as their blocks were (once per process, PaperSection.tags) plus its tokens, unless a
+        block's edges could let a token make a tag (then as a whole)."""
+        texts, found = [], Counter()
+        for copy in copies:
+            if copy.section is None:
+                texts.extend(copy.values.values())
+            else:
+                texts.extend(v for k, v in copy.values.items() if k not in PERSONAL_FIELDS)
+                texts.extend(copy.tokens.values())
+                found.update(copy.section.tags)
+                if not copy.section.inert:
+                    texts.extend(copy.values[name] for name in PERSONAL_FIELDS)
+            texts.extend(LinkMaker.headers(copy.values).values())
+        found.update(merge_tags("\n".join(texts)))
+        return found
+
+    def _batch_call(self, digest, copies) -> Outcome:
+        self._check_merge_keys(digest, copies)
+        subject, html, text = _provider_content(digest, self.capability.merge_field)
         message = AnymailMessage(
-            subject=digest.subject,
+            subject=subject,
             body=text,
             from_email=self.from_email,
-            to=[r.email for r, _ in values],
+            to=[c.recipient.email for c in copies],
             headers=self.headers,
             connection=self.connection,
         )
         message.attach_alternative(html, "text/html")
-        message.merge_data = {r.email: v for r, v in values}
-        message.merge_headers = {r.email: LinkMaker.headers(v) for r, v in values}
+        message.merge_data = {c.recipient.email: c.values for c in copies}
+        message.merge_headers = {c.recipient.email: LinkMaker.headers(c.values) for c in copies}
         try:
             message.send()
         except Exception as exc:
@@ -181,14 +283,15 @@ class Outbox:
             if isinstance(error, RecipientsRefused):
                 raise error from exc
             raise SendAborted(error, Outcome()) from exc
-        return self._read_status(message, values)
+        return self._read_status(message, copies)
 
     @staticmethod
-    def _read_status(message, values) -> Outcome:
+    def _read_status(message, copies) -> Outcome:
         outcome = Outcome()
         statuses = message.anymail_status.recipients
         lowered = {email.lower(): status for email, status in statuses.items()}
-        for recipient, _ in values:
+        for copy in copies:
+            recipient = copy.recipient
             status = statuses.get(recipient.email) or lowered.get(recipient.email.lower())
             state = status.status if status else "unknown"
             if state in ("rejected", "invalid"):
@@ -201,12 +304,13 @@ class Outbox:
 
     # --- one message per recipient ------------------------------------------------------
 
-    def _send_each(self, digest, values) -> Outcome:
+    def _send_each(self, digest, copies) -> Outcome:
         outcome = Outcome()
-        for recipient, merge_values in values:
-            message, message_id = self._single_message(digest, recipient, merge_values)
+        for copy in copies:
+            recipient = copy.recipient
+            message, message_id = self._single_message(digest, copy)
             try:
-                self.connection.send_messages([message])
+                self._deliver(message)
             except Exception as exc:
                 error = self.capability.classify_error(exc, [recipient.email])
                 if error is None:
@@ -220,19 +324,34 @@ class Outbox:
             outcome.sent[recipient.delivery_id] = (status.message_id if status and status.message_id else message_id) or ""
         return outcome
 
-    def _single_message(self, digest, recipient, merge_values):
+    def _deliver(self, message) -> None:
+        smtp = getattr(self.connection, "connection", None) if isinstance(self.connection, SmtpBackend) else None
+        if isinstance(message, PrebuiltEmailMessage) and smtp is not None:
+            # What Django's SMTP backend does for it, less re-reading the addresses: the
+            # prebuilt path only takes plain ones (_PLAIN_ADDRESS), and the sender is read once.
+            smtp.sendmail(self._envelope_from, message.to, message.raw)
+        else:
+            self.connection.send_messages([message])
+
+    def _single_message(self, digest, copy: _Copy):
+        recipient, merge_values = copy.recipient, copy.values
         headers = {**self.headers, **LinkMaker.headers(merge_values)}
         prebuilt = None if isinstance(self.connection, AnymailBaseBackend) else self._prebuilt_for(digest)
         if prebuilt and _PLAIN_ADDRESS.match(recipient.email) and all(_HEADER_SAFE.match(v) for v in headers.values()):
             message_id = make_msgid(domain=DNS_NAME)
-            raw = prebuilt.splice(
-                {**merge_values, "to_address": recipient.email, "list_unsubscribe": headers["List-Unsubscribe"], "message_id": message_id}
-            )
-            return PrebuiltEmailMessage(raw, self.from_email, [recipient.email]), message_id
+            values = {**merge_values, "to_address": recipient.email, "list_unsubscribe": headers["List-Unsubscribe"], "message_id": message_id}
+            if copy.section is not None:
+                # Their papers go into an 8bit body as they are: CRLF line ends, no line too long.
+                values["subject"] = _encoded_header("Subject", merge_values["subject"])
+                for name in ("papers_html", "papers_text"):
+                    values[name] = merge_values[name].replace("\n", "\r\n").encode()
+            raw = prebuilt.splice(values)
+            if copy.section is None or max(map(len, raw.split(b"\r\n"))) <= MAX_LINE_OCTETS:
+                return PrebuiltEmailMessage(raw, self.from_email, [recipient.email]), message_id
         html, text = digest.for_recipient(merge_values)
         message_id = make_msgid(domain=DNS_NAME)
         message = EmailMultiAlternatives(
-            subject=digest.subject,
+            subject=digest.subject_for(merge_values),
             body=text,
             from_email=self.from_email,
             to=[recipient.email],
@@ -265,6 +384,9 @@ class PrebuiltMime:
 
     @classmethod
     def build(cls, digest: RenderedDigest, from_email: str, headers: dict) -> "PrebuiltMime | None":
+        """None if the encoding changed a placeholder (build each message normally then). A
+        personal shell's subject is a placeholder too: its recipient's is spliced in encoded
+        (_encoded_header)."""
         message = EmailMultiAlternatives(
             subject=digest.subject,
             body=digest.text.with_fields(merge_field("{}")),
@@ -276,7 +398,7 @@ class PrebuiltMime:
         raw = message.message().as_bytes(linesep="\r\n")
         raw = raw.replace(_PLACEHOLDER_TO.encode(), merge_field("to_address").encode())
         expected = {}
-        for text in (digest.html, digest.text):
+        for text in (MergeText.parse(digest.subject), digest.html, digest.text):
             for name in text.parts[1::2]:
                 expected[name] = expected.get(name, 0) + 1
         expected.update({"list_unsubscribe": 1, "message_id": 1, "to_address": 1})
@@ -288,10 +410,13 @@ class PrebuiltMime:
             return None  # the encoding changed a placeholder: build each message normally
         return cls(parts)
 
-    def splice(self, values: dict[str, str]) -> bytes:
+    def splice(self, values: dict[str, str | bytes]) -> bytes:
+        """The message with each placeholder replaced by its value (str: UTF-8 encoded; bytes:
+        as they are, already fit for where they go)."""
         parts = self.parts[:]
         for i in range(1, len(parts), 2):
-            parts[i] = values[parts[i].decode()].encode()
+            value = values[parts[i].decode()]
+            parts[i] = value if isinstance(value, bytes) else value.encode()
         return b"".join(parts)
 
 

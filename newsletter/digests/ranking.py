@@ -1,8 +1,8 @@
 """The order of each reader's papers: the ranking hook.
 
 DIGEST_RANKING (newsletter/app_settings.py) is the dotted path of a `Ranking` class.
-selection.choose() hands it every reader's candidates, so sending, the dispatcher's send
-order, the dry run and the staff preview all rank the same way. To rank differently, write a
+selection.choose() hands it every reader's candidates, so sending, the dry run and the staff
+preview all rank the same way. To rank differently, write a
 subclass and point DIGEST_RANKING at it in your settings:
 
     class ByRecency(Ranking):

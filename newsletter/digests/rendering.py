@@ -2,11 +2,20 @@
 
 Each paper's block (HTML with CSS inlined by css-inline, and plain text) is rendered once per
 process and scrape; the page around them once per date and kind; a digest is then assembled
-by joining strings, once per distinct list of papers. A paper shows only the reader's topics it
-belongs to, each with a short "why": blocks are cached per (paper, topics shown), so each is
-rendered once per distinct intersection, and a digest once per (papers, reader's topics). What
-differs per recipient (their links and topic list) stays a merge field: a `MergeText` is the shared text cut at those fields, filled
-per recipient by the provider (merge data) or by us.
+by joining strings. A paper shows only the reader's topics it belongs to, each with a short
+"why": blocks are cached per (paper, topics shown). The ranking's personal note on a paper
+("Because you liked: ...") and the paper's feedback token are fields of its block, so a note
+never costs a new rendering. What differs per recipient (their links, topic list and feedback
+tokens) stays a merge field: a `MergeText` is the shared text cut at those fields, filled per
+recipient by the provider (merge data) or by us.
+
+Two ways to assemble, for the two ways of sending (chunks.py):
+- a digest shared by many readers: `render()`, the whole email once per (papers, notes,
+  reader's topics), its papers in the text;
+- digests that differ per reader: `personal_shell()`, one email per kind whose papers,
+  subject, preheader and count are merge fields too (PERSONAL_FIELDS), and one `PaperSection`
+  per reader (`section()`): their blocks joined, notes filled in, ready to be one recipient's
+  merge values in a batch call that carries many different digests.
 
 Scraped text is escaped by Django's autoescaping in the HTML part; the text part is rendered
 with autoescaping off, so it carries no HTML entities. Whatever the parser stored, scraped
@@ -14,12 +23,13 @@ values pass newsletter/scraped.py's rules again here: no merge syntax in text, a
 only to a repository on github.com.
 """
 
+import json
 import re
 import secrets
-from functools import lru_cache
 import unicodedata
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import quote
 
 import css_inline
@@ -31,7 +41,7 @@ from django.utils.text import Truncator
 
 from newsletter import sources
 from newsletter.models import Paper
-from newsletter.scraped import github_repo_url, strip_merge_syntax
+from newsletter.scraped import github_repo_url, merge_tags, strip_merge_syntax
 from newsletter.topic_assignment import why
 
 from . import selection
@@ -79,6 +89,27 @@ def feedback_urls(paper_id: int) -> tuple[str, str]:
     return urls[0], urls[1]
 
 
+def note_field(paper_id: int) -> str:
+    """The field of a paper's personal note in its block (filled when a digest is assembled)."""
+    return f"note_{paper_id}"
+
+
+# The fields of a personal shell (personal_shell()): what a shared digest has written in, a
+# batch of different digests gets per recipient (PaperSection.values).
+PERSONAL_FIELDS = ("subject", "preheader", "paper_count_label", "papers_html", "papers_text")
+
+# The merge tags of every provider (newsletter/scraped.py, email_providers/*.py) are
+# %name...%, {{ and -name- (SendGrid's, for our own keys), none holding white space;
+# tests/test_personal_sending.py checks that no other syntax is registered. So a tag can only
+# reach across a field from the non-blank characters next to it, and only if those hold a "%",
+# a "{", or a "-" that could begin or end a -name- tag there (see MergeText.inert_edges).
+_MAY_OPEN_DASH_TAG = re.compile(r"-[A-Za-z0-9_]*\Z")
+_MAY_CLOSE_DASH_TAG = re.compile(r"\A[A-Za-z0-9_]*-")
+# Longest feedback token (newsletter/feedback/tokens.py: three ids of up to 18 digits and a
+# 43-character signature), for what a reader's papers weigh in a provider call.
+MAX_TOKEN_CHARS = 3 * 18 + 2 + 1 + 43
+
+
 def split_fields(raw: bytes) -> list[bytes]:
     """Bytes cut at merge fields: literal, name, literal, ..., literal."""
     return _FIELD_RE_BYTES.split(raw)
@@ -100,6 +131,11 @@ class MergeText:
     def field_names(self) -> set[str]:
         return set(self.parts[1::2])
 
+    @property
+    def source(self) -> str:
+        """The text with its fields written as fields again (for parse())."""
+        return self.with_fields(field("{}"))
+
     def fill(self, values: dict[str, str]) -> str:
         parts = self.parts[:]
         for i in range(1, len(parts), 2):
@@ -110,16 +146,96 @@ class MergeText:
         """The text with each field in the provider's syntax, e.g. "%recipient.{}%"."""
         return self.fill({name: field_format.format(name) for name in self.field_names})
 
+    def literal_tags(self) -> Counter:
+        """The merge tags in the text itself, outside its fields."""
+        return merge_tags("\n".join(self.parts[::2]))
+
+    def inert_edges(self) -> bool:
+        """Whether filling the fields with values that hold no merge tag can make no tag
+        either: tags are runs of non-blank characters, so one that reached across a field
+        would begin or end in the non-blank characters next to it (or run from one value
+        through an all-non-blank literal into the next)."""
+        literals = self.parts[::2]
+        if len(literals) == 1:
+            return True
+        for literal in literals:
+            if not any(ch.isspace() for ch in literal):
+                return False
+        for before, after in zip(literals, literals[1:]):
+            end, start = _blank_free_end(before), _blank_free_start(after)
+            if "%" in end + start or "{" in end + start:
+                return False
+            if _MAY_OPEN_DASH_TAG.search(end) or _MAY_CLOSE_DASH_TAG.match(start):
+                return False
+        return True
+
+
+def _blank_free_end(text: str) -> str:
+    n = len(text)
+    while n and not text[n - 1].isspace():
+        n -= 1
+    return text[n:]
+
+
+def _blank_free_start(text: str) -> str:
+    n = 0
+    while n < len(text) and not text[n].isspace():
+        n += 1
+    return text[:n]
+
 
 @dataclass(frozen=True)
 class RenderedDigest:
-    subject: str
+    subject: str  # may be a field (a personal shell's)
     html: MergeText
     text: MergeText
     paper_ids: tuple[int, ...]
 
     def for_recipient(self, values: dict[str, str]) -> tuple[str, str]:
         return self.html.fill(values), self.text.fill(values)
+
+    def subject_for(self, values: dict[str, str]) -> str:
+        return MergeText.parse(self.subject).fill(values)
+
+
+@dataclass(frozen=True, eq=False)
+class PaperBlock:
+    """One paper as a digest shows it to readers of some topics: HTML (CSS inlined) and text,
+    with its feedback token and, in the variant that has one, its note as fields."""
+
+    paper_id: int
+    html: MergeText
+    text: MergeText
+    title: str
+    tags: Counter  # merge tags in its own text (none: scraped text is cleaned)
+    inert: bool  # no value filled into its fields can make a tag (MergeText.inert_edges)
+    json_chars: int  # its HTML and text as JSON strings, tokens in: what it adds to a provider call
+
+
+@dataclass(frozen=True, eq=False)
+class PaperSection:
+    """One digest's own part, for a reader of a personal shell: its papers (blocks joined in
+    order, notes filled in, each paper's feedback token still a field), subject, preheader and
+    paper count. `values(tokens)` are the recipient's merge values of PERSONAL_FIELDS."""
+
+    paper_ids: tuple[int, ...]
+    subject: str
+    preheader: str  # HTML-escaped
+    count_label: str
+    html: MergeText
+    text: MergeText
+    tags: Counter  # merge tags in everything but the tokens (blocks, notes, subject, preheader)
+    inert: bool  # tags + the tokens' own tags are all the tags of values(tokens)
+    json_chars: int  # about what values() add to a call as JSON (tokens at their longest)
+
+    def values(self, tokens: dict[str, str]) -> dict[str, str]:
+        return {
+            "subject": self.subject,
+            "preheader": self.preheader,
+            "paper_count_label": self.count_label,
+            "papers_html": self.html.fill(tokens),
+            "papers_text": self.text.fill(tokens),
+        }
 
 
 # --- scraped text ---------------------------------------------------------------------------
@@ -185,12 +301,38 @@ def paper_context(paper: Paper, topics, source=None, note: str = "") -> dict:
         "topics": [topic_why(t) if isinstance(t, str) else topic_why(t.name, t.evidence) for t in topics],
         "github_url": github_repo_url(paper.github_repo),
         "github_stars": paper.github_stars,
-        "note": Truncator(_clean(note)).chars(WHY_CHARS + 40) if note else "",
+        "note": note_text(note),
         "more_url": more_url,
         "less_url": less_url,
     }
 
 
+@lru_cache(maxsize=8192)
+def note_text(note: str) -> str:
+    """A ranking's note as a digest shows it: cleaned like scraped text (it quotes titles and
+    author names), at most WHY_CHARS + 40 characters."""
+    return Truncator(_clean(note)).chars(WHY_CHARS + 40) if note else ""
+
+
+def count_label(count: int) -> str:
+    return "1 paper" if count == 1 else f"{count} papers"
+
+
+PREHEADER_CHARS = 140
+
+
+def preheader_for(titles: tuple[str, ...]) -> str:
+    """The hidden preview line: the titles, cut at 140 characters, HTML-escaped."""
+    joined = "; ".join(titles)
+    head = joined[: PREHEADER_CHARS + 1]
+    if head.isascii():
+        # The same cut without normalising and counting all of a digest's titles: ASCII has
+        # no combining characters, and no character after these can change the first 140.
+        joined = head
+    return escape(Truncator(joined).chars(PREHEADER_CHARS))
+
+
+@lru_cache(maxsize=4096)
 def subject_for(kind: str, first_title: str, count: int) -> str:
     # _clean, not one_line alone: one_line drops the zero-width space that keeps a scraped
     # "%recipient.x%" from being substituted by the provider in the subject.
@@ -204,21 +346,25 @@ def subject_for(kind: str, first_title: str, count: int) -> str:
 
 
 class DigestRenderer:
-    """Per-process caches: paper blocks per scrape pool and topics shown, page shells per kind,
-    whole digests per (papers, pool, kind, reader's topics), the latter bounded (least
-    recently used goes)."""
+    """Per-process caches: paper blocks per scrape pool and topics shown (each in two variants:
+    without a note, and with its note as a field), page shells per kind, whole shared digests
+    per (papers, notes, pool, kind, reader's topics), the latter bounded (least recently used
+    goes)."""
 
     max_digests = 256
     max_blocks = 20_000
 
     def __init__(self):
         self._css = None
-        # (paper id, ids of the topics shown) -> (html, text, title)
-        self._blocks: dict[tuple, tuple[str, str, str]] = {}
+        # (paper id, ids of the topics shown, has a note) -> PaperBlock
+        self._blocks: dict[tuple, PaperBlock] = {}
+        # (paper id, the reader's topic ids, has a note) -> the same blocks
+        self._blocks_for: dict[tuple, PaperBlock] = {}
         # paper id -> the Paper (loaded once per pool, whatever topics its blocks show)
         self._papers: dict[int, Paper] = {}
         self._blocks_pool_key = None
         self._shells: dict[tuple, tuple[str, str]] = {}
+        self._personal_shells: dict[str, RenderedDigest] = {}
         self._digests: OrderedDict = OrderedDict()
 
     @property
@@ -240,37 +386,80 @@ class DigestRenderer:
         if digest is not None:
             self._digests.move_to_end(key)
             return digest
-        digest = self._assemble(tuple(paper_ids), pool, kind, topics_key, dict(notes_key))
+        digest = self._assemble(self.section(paper_ids, pool, kind, topics_key, dict(notes_key)), kind)
         self._digests[key] = digest
         if len(self._digests) > self.max_digests:
             self._digests.popitem(last=False)
         return digest
 
-    def _assemble(self, paper_ids, pool, kind, topic_ids, notes) -> RenderedDigest:
-        blocks = self._paper_blocks(paper_ids, pool, topic_ids, notes)
+    def _assemble(self, section: "PaperSection", kind) -> RenderedDigest:
         html_shell, text_shell = self._shell(kind)
-        titles = [block[2] for block in blocks]
-        subject = subject_for(kind, titles[0] if titles else "", len(paper_ids))
-        preheader = escape(Truncator("; ".join(titles)).chars(140))
-        papers_html = "".join(block[0] for block in blocks)
-        papers_text = "\n".join(f"{n}. {block[1]}" for n, block in enumerate(blocks, start=1))
-        count_label = "1 paper" if len(paper_ids) == 1 else f"{len(paper_ids)} papers"
         html = (
-            html_shell.replace(field("papers_slot"), papers_html)
-            .replace(field("preheader"), preheader)
-            .replace(field("paper_count_label"), count_label)
+            html_shell.replace(field("papers_slot"), section.html.source)
+            .replace(field("preheader"), section.preheader)
+            .replace(field("paper_count_label"), section.count_label)
         )
-        text = text_shell.replace(field("papers_slot"), papers_text).replace(field("paper_count_label"), count_label)
-        return RenderedDigest(subject=subject, html=MergeText.parse(html), text=MergeText.parse(text), paper_ids=paper_ids)
+        text = text_shell.replace(field("papers_slot"), section.text.source).replace(field("paper_count_label"), section.count_label)
+        return RenderedDigest(subject=section.subject, html=MergeText.parse(html), text=MergeText.parse(text),
+                              paper_ids=section.paper_ids)
 
-    def _paper_blocks(self, paper_ids, pool, topic_ids, notes=None) -> list[tuple[str, str, str]]:
-        """Each paper's (html, text, title), in order, showing its topics among `topic_ids`
-        and its note, if any."""
-        notes = notes or {}
+    def personal_shell(self, kind: str) -> RenderedDigest:
+        """The email of `kind` around any reader's papers: its subject, preheader, paper count
+        and papers (both parts) are fields too (PERSONAL_FIELDS), filled per recipient from
+        their PaperSection, so one batch call can carry many different digests."""
+        shell = self._personal_shells.get(kind)
+        if shell is None:
+            html_shell, text_shell = self._shell(kind)
+            html = html_shell.replace(field("papers_slot"), field("papers_html"))
+            text = text_shell.replace(field("papers_slot"), field("papers_text"))
+            shell = self._personal_shells[kind] = RenderedDigest(
+                subject=field("subject"), html=MergeText.parse(html), text=MergeText.parse(text), paper_ids=()
+            )
+        return shell
+
+    def section(self, paper_ids, pool, kind: str, topic_ids=None, notes=None) -> PaperSection:
+        """One digest's papers, subject, preheader and count (see PaperSection): the same
+        arguments as render(), assembled from the cached blocks by joining strings."""
+        paper_ids = tuple(paper_ids)
+        notes = {pk: note_text(note) for pk, note in (notes or {}).items() if note and pk in paper_ids}
+        topics_key = None if topic_ids is None else tuple(sorted(set(topic_ids)))
+        blocks = self._paper_blocks(paper_ids, pool, topics_key, set(notes))
+        html_notes = {note_field(pk): escape(note) for pk, note in notes.items()}
+        text_notes = {note_field(pk): note for pk, note in notes.items()}
+        # Joined part by part (a reader of a personal shell costs one of these).
+        html, text = [""], [""]
+        for n, block in enumerate(blocks, start=1):
+            _append(html, block.html.parts, html_notes)
+            text[-1] += f"\n{n}. " if n > 1 else "1. "
+            _append(text, block.text.parts, text_notes)
+        titles = tuple(b.title for b in blocks)
+        subject = subject_for(kind, titles[0] if titles else "", len(paper_ids))
+        preheader, label = preheader_for(titles), count_label(len(paper_ids))
+        own = [subject, preheader, label, *html_notes.values(), *text_notes.values()]
+        tags = merge_tags("\n".join(own))
+        for block in blocks:
+            if block.tags:
+                tags.update(block.tags)
+        # JSON escapes at most double a character of this short text (or make it \uXXXX).
+        json_chars = sum(b.json_chars for b in blocks) + sum(6 * len(v) + 2 for v in own)
+        return PaperSection(
+            paper_ids=paper_ids, subject=subject, preheader=preheader, count_label=label,
+            html=MergeText(html), text=MergeText(text), tags=tags, inert=all(b.inert for b in blocks),
+            json_chars=json_chars,
+        )
+
+    def _paper_blocks(self, paper_ids, pool, topic_ids, noted=frozenset()) -> list[PaperBlock]:
+        """Each paper's block, in order, showing its topics among `topic_ids`, with a note
+        field for the papers in `noted`."""
         if self._blocks_pool_key != pool.key:
             self._blocks, self._papers, self._blocks_pool_key = {}, {}, pool.key
+            self._blocks_for = {}
+        # Straight from the reader's topics to the block (what most readers of a chunk need).
+        found = [self._blocks_for.get((pk, topic_ids, pk in noted)) for pk in paper_ids]
+        if None not in found:
+            return found
         shown = {pk: selection.shown_reasons(pool, pk, topic_ids) for pk in paper_ids}
-        keys = {pk: (pk, tuple(r.topic_id for r in shown[pk]), notes.get(pk, "")) for pk in paper_ids}
+        keys = {pk: (pk, tuple(r.topic_id for r in shown[pk]), pk in noted) for pk in paper_ids}
         missing = [pk for pk in paper_ids if keys[pk] not in self._blocks]
         if missing:
             unloaded = [pk for pk in missing if pk not in self._papers]
@@ -278,13 +467,33 @@ class DigestRenderer:
                 self._papers.update(Paper.objects.in_bulk(unloaded))
             if len(self._blocks) + len(missing) > self.max_blocks:
                 self._blocks.clear()
-            css, _ = self.css
+                self._blocks_for.clear()
             for pk in missing:
-                context = paper_context(self._papers[pk], shown[pk], pool.sources.get(pk), notes.get(pk, ""))
-                html = css_inline.inline_fragment(render_to_string("emails/_digest_paper.html", context), css)
-                text = render_to_string("emails/_digest_paper.txt", context).strip() + "\n"
-                self._blocks[keys[pk]] = (html, text, context["title"])
-        return [self._blocks[keys[pk]] for pk in paper_ids]
+                self._blocks[keys[pk]] = self._block(self._papers[pk], shown[pk], pool.sources.get(pk), pk in noted)
+        if len(self._blocks_for) > self.max_blocks:
+            self._blocks_for.clear()
+        found = []
+        for pk in paper_ids:
+            found.append(self._blocks[keys[pk]])
+            self._blocks_for[(pk, topic_ids, pk in noted)] = found[-1]
+        return found
+
+    def _block(self, paper, shown, source, noted: bool) -> PaperBlock:
+        css, _ = self.css
+        context = paper_context(paper, shown, source)
+        if noted:
+            context["note"] = field(note_field(paper.pk))
+        html = css_inline.inline_fragment(render_to_string("emails/_digest_paper.html", context), css)
+        text = render_to_string("emails/_digest_paper.txt", context).strip() + "\n"
+        html_text, text_text = MergeText.parse(html), MergeText.parse(text)
+        fields = (len(html_text.parts) + len(text_text.parts)) // 2
+        return PaperBlock(
+            paper_id=paper.pk, html=html_text, text=text_text, title=context["title"],
+            tags=html_text.literal_tags() + text_text.literal_tags(),
+            inert=html_text.inert_edges() and text_text.inert_edges(),
+            json_chars=len(json.dumps("".join(html_text.parts[::2]))) + len(json.dumps("".join(text_text.parts[::2])))
+            + fields * MAX_TOKEN_CHARS,
+        )
 
     def _shell(self, kind) -> tuple[str, str]:
         key = kind
@@ -308,8 +517,20 @@ class DigestRenderer:
             text = render_to_string("emails/digest.txt", context)
             if len(self._shells) > 32:
                 self._shells.clear()
+                self._personal_shells.clear()
             self._shells[key] = (html, text)
         return self._shells[key]
+
+
+def _append(parts: list[str], more: list[str], fill: dict[str, str]) -> None:
+    """MergeText parts `more` added to `parts`, the fields in `fill` filled in."""
+    parts[-1] += more[0]
+    for i in range(1, len(more), 2):
+        value = fill.get(more[i])
+        if value is None:
+            parts.extend((more[i], more[i + 1]))
+        else:
+            parts[-1] += value + more[i + 1]
 
 
 renderer = DigestRenderer()

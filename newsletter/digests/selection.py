@@ -1,8 +1,8 @@
 """Choosing papers, in one place: which papers, in which order, for this reader on this date.
 
-Sending (chunks), the dispatcher's send order and dry run (dispatch) and the staff preview
-(preview) all describe their readers as `Reader`s and ask `choose()`; the order comes from the
-ranking hook (ranking.py, DIGEST_RANKING).
+Sending (chunks), the dry run (dispatch) and the staff preview (preview) all describe their
+readers as `Reader`s and ask `choose()`; the order comes from the ranking hook (ranking.py,
+DIGEST_RANKING).
 
 Papers come only from a good scrape: the newest finished scrape run must not have failed, and
 must be recent. A daily digest picks from the papers of the newest successful run (a 304 "not
@@ -121,7 +121,7 @@ class PaperPool:
 def choose(readers, pools: dict[str, PaperPool], history: bool = True) -> list[Choice]:
     """The papers of each reader's digest, best first, in the readers' order; () when nothing
     new matches (or there is no pool for the reader's kind). With `history=False` what each
-    reader was sent before is ignored (the dispatcher's guess at who gets the same digest)."""
+    reader was sent before is ignored."""
     ranking = get_ranking()
     if history:
         candidates = set().union(*(pools[kind].paper_ids for kind in {r.kind for r in readers} if kind in pools))
@@ -137,14 +137,13 @@ def choose(readers, pools: dict[str, PaperPool], history: bool = True) -> list[C
             chosen.append(Choice())
             continue
         seen = frozenset(sent.get(reader.subscriber_id, nothing))
-        key = (ranking, tuple(reader.topic_ids), seen, reader.papers_per_email)
-        if ranking.personal:
-            key += (reader.subscriber_id, reader.digest_date)
-        papers = pool._chosen.get(key)
+        # A personal choice is never kept: what the reader tells us next may change it.
+        key = None if ranking.personal else (ranking, tuple(reader.topic_ids), seen, reader.papers_per_email)
+        papers = pool._chosen.get(key) if key else None
         if papers is None:
             ordered = tuple(ranking.order(reader, pool.relevance(reader.topic_ids, seen), pool)[: reader.papers_per_email])
             papers = Choice(ordered, ranking.notes(reader, ordered, pool))
-            if len(pool._chosen) < 50_000:
+            if key and len(pool._chosen) < 50_000:
                 pool._chosen[key] = papers
         chosen.append(papers)
     return chosen

@@ -5,6 +5,11 @@ A batch provider's digest backend is a thin subclass of Anymail's backend for th
 the provider can do; its class methods read the provider's answers:
 
     batch_size       recipients per API call, each getting their own message (1: no batch)
+    max_call_bytes   about how much one API call may carry, well under the provider's limit
+                     (a worker holds a call two or three times over while it builds and
+                     sends it): calls of different digests per reader are cut to fit
+    max_recipient_values_bytes
+                     a cap on one recipient's merge values, if the provider has one
     merge_field      how a merge field is written in inline content, e.g. "%recipient.{}%"
     merge_syntaxes   every merge tag the provider (or our backend) would fill in, so that
                      scraped text can be made inert and content checked before each call
@@ -52,6 +57,8 @@ class DigestBackend:
 
     provider = ""  # the EMAIL_PROVIDER value (and registry key) this backend serves
     batch_size = 1
+    max_call_bytes: int | None = None
+    max_recipient_values_bytes: int | None = None
     merge_field = ""
     merge_syntaxes: tuple[MergeSyntax, ...] = ()
     # Bounce types (in the event's `bounce_type_field`) that mean "not now" rather than "never".

@@ -1,8 +1,8 @@
 """Mailgun: batch sends of up to 1,000 recipients, each filled in from recipient-variables.
 
 Anymail sends merge data as Mailgun's recipient-variables and writes each field as
-%recipient.KEY% (merge headers as %recipient.h:Name%); Mailgun also fills its own
-%recipient_email%, %unsubscribe_url%, ... Soft bounces arrive as "failed" events of severity
+%recipient.KEY% (merge headers as %recipient.h:Name%), in the subject too; Mailgun also fills
+its own %recipient_email%, %unsubscribe_url%, ... Soft bounces arrive as "failed" events of severity
 "temporary", which Anymail already reports as deferred.
 
 The form is posted as multipart/form-data. Mailgun's send API takes the same form urlencoded or
@@ -30,6 +30,7 @@ class MailgunPayload(mailgun.MailgunPayload):
 class EmailBackend(DigestBackend, mailgun.EmailBackend):
     provider = "mailgun"
     batch_size = 1000  # Mailgun: at most 1,000 recipients per call
+    max_call_bytes = 10_000_000  # Mailgun: at most 25 MB per message, recipient-variables included
     merge_field = "%recipient.{}%"
     merge_syntaxes = (PERCENT_TAGS,)
 

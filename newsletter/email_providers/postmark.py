@@ -51,9 +51,10 @@ class PostmarkPayload(postmark.PostmarkPayload):
 class EmailBackend(DigestBackend, postmark.EmailBackend):
     provider = "postmark"
     # Postmark: at most 500 messages and 50 MB per /email/batch call. Each message carries the
-    # whole digest (~47 KB of HTML and text today: ~23 MB per call); a digest past ~95 KB
-    # would need a smaller DIGEST_BATCH_SIZE.
+    # whole digest (~47 KB of HTML and text today: ~23 MB per call); a shared digest past
+    # ~95 KB would need a smaller DIGEST_BATCH_SIZE. Personal batches are cut by bytes.
     batch_size = 500
+    max_call_bytes = 10_000_000
     merge_field = "{{{{{}}}}}"  # {{KEY}}
     merge_syntaxes = (DOUBLE_BRACES,)
     bounce_type_field = "Type"

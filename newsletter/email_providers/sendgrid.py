@@ -2,7 +2,8 @@
 
 Anymail sends merge data as each personalization's (legacy) substitutions; SendGrid replaces
 any key it is given, so ours are written %recipient.KEY% like Mailgun's. SendGrid's docs write
-keys as -KEY-, and its dynamic templates use {{ ... }}: both count as merge syntax too. A
+keys as -KEY-, and its dynamic templates use {{ ... }}: both count as merge syntax too.
+Substitutions apply to the subject as well as the contents. A
 "bounce" event of type "blocked" is a temporary refusal.
 
 Anymail has dropped official support for SendGrid (anymail/django-anymail#432): its backend
@@ -25,6 +26,10 @@ _PERSONALIZATION_FIELD = re.compile(r"^personalizations\.(\d+)\.to\b")
 class EmailBackend(DigestBackend, sendgrid.EmailBackend):
     provider = "sendgrid"
     batch_size = 1000  # SendGrid: at most 1,000 personalizations per call
+    max_call_bytes = 10_000_000  # SendGrid: a request of at most 30 MB
+    # SendGrid: "Substitutions are limited to 50,000 bytes per personalization block". A reader
+    # whose papers do not fit gets a call of their own.
+    max_recipient_values_bytes = 50_000
     merge_field = "%recipient.{}%"
     merge_syntaxes = (PERCENT_TAGS, MergeSyntax(rf"-(?=(?:{OUR_FIELDS})-)", rf"-(?:{OUR_FIELDS})-"), DOUBLE_BRACES)
     bounce_type_field = "type"

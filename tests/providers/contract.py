@@ -28,6 +28,7 @@ from subscriptions.models import ConsentEvent, Subscriber
 from ..helpers import make_subscriber, path_of
 from ..support.digest_runs import wait_settled
 from ..support.links import unsubscribe_url_of
+from ..support.rankings import assert_own_digest, expected_digest
 
 S = Delivery.Status
 PAPERS = [
@@ -37,6 +38,13 @@ PAPERS = [
          upvotes=80, topics={"code": 8.0}),
     dict(arxiv_id="2611.70003", title="Seeing and reading", abstract="A vision-language model.", authors=["A", "B"],
          upvotes=60, topics={"multimodal": 7.0, "agents": 3.0}),
+]
+# More papers of those topics, so that readers of all three get five to order as they like.
+PERSONAL_PAPERS = [
+    dict(arxiv_id="2611.70004", title="Planning with tools", abstract="Agents call tools.", authors=["Alan Kay"],
+         upvotes=40, topics={"agents": 6.0, "code": 4.0}),
+    dict(arxiv_id="2611.70005", title="Pictures and words: un café à Zürich", ai_summary="A multimodal model.", authors=["C"],
+         upvotes=20, topics={"multimodal": 5.0}),
 ]
 # Readers with the same topics share one digest, so one provider call.
 TOPIC_SETS = [("agents",), ("code",), ("agents", "code"), ("multimodal",)]
@@ -116,6 +124,29 @@ class ProviderContract:
         # Each delivery recorded once, with the id the provider gave the call or the message.
         rows = list(Delivery.objects.values_list("status", "provider_message_id"))
         assert {status for status, _ in rows} == {S.SENT} and all(message_id for _, message_id in rows)
+
+    def test_readers_with_different_digests_share_a_call_and_each_gets_their_own(self, provider, topics, make_scrape, settings):
+        """A personal ranking: every reader their own order and notes. They still go out in one
+        call (a personal batch), each with exactly their papers, notes and vote links."""
+        settings.DIGEST_RANKING = "tests.support.rankings.PerReaderOrder"
+        make_scrape(PAPERS + PERSONAL_PAPERS)
+        readers = self.readers(topics, 12, prefix="personal", topic_sets=[("agents", "code", "multimodal")])
+        ids = self.due(readers)
+        expected = {d.subscriber.email: expected_digest(d) for d in Delivery.objects.filter(pk__in=ids).select_related("subscriber")}
+        assert len({tuple(e.arxiv_ids) + tuple(e.notes.items()) for e in expected.values()}) >= 8  # different digests
+
+        report = chunks.send_chunk(ids, claimer="contract")
+
+        assert report.sent == 12 and report.calls == 1 and len(provider.calls) == 1
+        assert Counter(m.to for m in provider.accepted) == Counter(r.email for r in readers)
+        for message in provider.accepted:
+            assert_own_digest(expected[message.to], message.subject, message.text, message.html)
+            url = unsubscribe_url_of(message)
+            assert tokens.read_token(path_of(url).split("/")[2], tokens.UNSUBSCRIBE)[0].email == message.to
+        # What each was sent is theirs: the content recorded is their papers, in their order.
+        for delivery in Delivery.objects.filter(pk__in=ids).select_related("subscriber", "content"):
+            assert delivery.status == S.SENT
+            assert [p.arxiv_id for p in delivery.content.ordered_papers()] == expected[delivery.subscriber.email].arxiv_ids
 
     def test_a_refused_recipient_is_suppressed_and_the_others_in_its_call_get_theirs(self, provider, topics, make_scrape):
         make_scrape(PAPERS)

@@ -141,6 +141,8 @@ class FakeProvider:
 
     def refused(self, addresses) -> list[str]:
         """Those of `addresses` this provider refuses whenever they appear (`refuse`)."""
+        if not self.refuse:
+            return []
         refused = {a.lower() for a in self.refuse}
         return [a for a in addresses if parseaddr(a)[1].lower() in refused]
 
@@ -253,7 +255,7 @@ class FakeMailgun(FakeProvider):
             return 400, {"message": str(exc)}, {}, 0
         to = form.get("to", [])
         call, planned = self._begin_call(to, 200)
-        problem = _check_payload(form)
+        problem, variables = _check_payload(form)
         if problem:
             call.answer, call.error = 400, problem
             return 400, {"message": problem}, {}, 0
@@ -273,7 +275,7 @@ class FakeMailgun(FakeProvider):
             call.answer = 500
             return 500, {"message": "Internal error"}, {}, 0
         message_id = f"<{time.strftime('%Y%m%d%H%M%S')}.{call.number}.{id(call)}@{self.domain}>"
-        self._accept(call, form, message_id)
+        self._accept(call, form, message_id, variables)
         if planned and planned[0] == "timeout":
             return 200, {"id": message_id, "message": "Queued. Thank you."}, {}, self.hang_seconds
         return 200, {"id": message_id, "message": "Queued. Thank you."}, {}, 0
@@ -287,8 +289,7 @@ class FakeMailgun(FakeProvider):
         except (ValueError, UnicodeDecodeError):
             return False
 
-    def _accept(self, call: Call, form: dict, message_id: str) -> None:
-        variables = json.loads(form["recipient-variables"][0]) if "recipient-variables" in form else {}
+    def _accept(self, call: Call, form: dict, message_id: str, variables: dict) -> None:
         delivered = []
         if self.keep_messages:
             header_fields = {name[2:]: values[-1] for name, values in form.items() if name.startswith("h:")}
@@ -369,39 +370,40 @@ def _parse_form(content_type: str, body: bytes) -> dict[str, list[str]]:
     return form
 
 
-def _check_payload(form: dict) -> str:
-    """The checks Mailgun makes before accepting (the message texts are Mailgun's)."""
+def _check_payload(form: dict) -> tuple[str, dict]:
+    """The checks Mailgun makes before accepting (the message texts are Mailgun's): (what is
+    wrong, or ""; the recipient-variables, read once)."""
     if not form.get("from"):
-        return "'from' parameter is missing"
+        return "'from' parameter is missing", {}
     if not form.get("to"):
-        return "'to' parameter is missing"
+        return "'to' parameter is missing", {}
     if len(form["to"]) > MAX_RECIPIENTS:
-        return f"Too many recipients: 'to' accepts at most {MAX_RECIPIENTS}"
+        return f"Too many recipients: 'to' accepts at most {MAX_RECIPIENTS}", {}
     if not form.get("subject"):
-        return "'subject' parameter is missing"
+        return "'subject' parameter is missing", {}
     if not (form.get("text") or form.get("html")):
-        return "Need at least one of 'text' or 'html' parameters specified"
-    for address in form["to"]:
-        name, addr = parseaddr(address)
-        if not addr or "@" not in addr:
-            return "'to' parameter is not a valid address. please check documentation"
+        return "Need at least one of 'text' or 'html' parameters specified", {}
+    addresses = [parseaddr(address)[1] for address in form["to"]]
+    if not all(addr and "@" in addr for addr in addresses):
+        return "'to' parameter is not a valid address. please check documentation", {}
     for name, values in form.items():
         if name.startswith("h:") and any("\r" in v or "\n" in v for v in values):
-            return f"'{name}' header value contains a line break"
+            return f"'{name}' header value contains a line break", {}
     uses_variables = any(_RECIPIENT_FIELD.search(v) for values in form.values() for v in values)
     if "recipient-variables" in form:
         try:
             variables = json.loads(form["recipient-variables"][0])
         except ValueError:
-            return "recipient-variables is not valid JSON"
+            return "recipient-variables is not valid JSON", {}
         if not isinstance(variables, dict) or not all(isinstance(v, dict) for v in variables.values()):
-            return "recipient-variables must be a JSON object of objects"
-        missing = [a for a in form["to"] if parseaddr(a)[1] not in variables]
+            return "recipient-variables must be a JSON object of objects", {}
+        missing = [a for a, addr in zip(form["to"], addresses) if addr not in variables]
         if missing:
-            return f"recipient-variables has no entry for {missing[0]}"
+            return f"recipient-variables has no entry for {missing[0]}", {}
+        return "", variables
     elif uses_variables:
-        return "%recipient.*% used without recipient-variables"
-    return ""
+        return "%recipient.*% used without recipient-variables", {}
+    return "", {}
 
 
 # A call counts as in flight from its arrival at the provider until its answer was written,

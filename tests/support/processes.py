@@ -116,6 +116,10 @@ class CeleryWorker:
         """Everything every start of this worker logged."""
         return "\n".join(p.read_text(errors="replace") for p in self.log_paths if p.exists())
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the running main process and its pool have used so far."""
+        return sum(cpu_seconds(pid) for pid in [self.proc.pid, *children_of(self.proc.pid)])
+
     def peak_rss(self) -> dict[str, float]:
         """Peak RSS in MB of the running main process and of each pool process."""
         rss = {"parent": peak_rss_mb(self.proc.pid)}
@@ -138,6 +142,15 @@ def peak_rss_mb(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, in seconds) `pid` has used so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children_of(pid: int) -> list[int]:

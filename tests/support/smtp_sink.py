@@ -15,7 +15,8 @@ from .net import HOST, free_port
 
 
 class SmtpSink:
-    """Each kept message is {"envelope_to": [...], "from": ..., "message": EmailMessage}."""
+    """Each kept message is {"envelope_to": [...], "from": ..., "message": EmailMessage, "raw":
+    the bytes received}."""
 
     def __init__(self, keep_messages: bool = True):
         self.keep_messages = keep_messages
@@ -52,7 +53,8 @@ class SmtpSink:
                 self.per_recipient[rcpt.lower()] += 1
             self.subjects[str(msg["Subject"])] += 1
             if self.keep_messages:
-                self.messages.append({"envelope_to": list(envelope.rcpt_tos), "from": envelope.mail_from, "message": msg})
+                self.messages.append({"envelope_to": list(envelope.rcpt_tos), "from": envelope.mail_from, "message": msg,
+                                      "raw": envelope.original_content or envelope.content})
         return "250 Message accepted for delivery"
 
     @property
