@@ -73,12 +73,13 @@ def precision_at_5(arxiv_ids, likes) -> float | None:
 class Pair:
     """A voting reader and its twin who never votes."""
 
-    def __init__(self, number: int, taste: Taste, topics: dict):
+    def __init__(self, number: int, taste: Taste, topics: dict, rotation: int = 0):
         from newsletter.models import FollowedAuthor
         from newsletter.personal.signals import reader_told_us
 
         self.taste = taste
-        self.mailbox = Mailbox(ip=f"10.{number // 250}.{number % 250}.1")
+        # Its own address (the vote pages allow FEEDBACK_RATE_LIMIT votes a minute per address).
+        self.mailbox = Mailbox(ip=f"10.{rotation}.{number // 250}.{number % 250 + 1}")
         # Every other pair opted in to one paper from outside its topics.
         self.voter, self.twin = (
             make_subscriber(f"{role}{number}@example.org", topics=[topics[t] for t in taste.topics], papers_per_email=10,
@@ -131,7 +132,7 @@ def simulate(rotation: int, count: int, votes_per_day: int, after: int, results:
     ScrapeRun.objects.all().delete()
     Paper.objects.all().delete()
     topics = {t.slug: t for t in Topic.objects.all()}
-    pairs = [Pair(n, taste, topics) for n, taste in enumerate(tastes(count, seed=rotation))]
+    pairs = [Pair(n, taste, topics, rotation) for n, taste in enumerate(tastes(count, seed=rotation))]
     topics_of = {s.pk: tuple(sorted(topics[t].pk for t in p.taste.topics)) for p in pairs for s in (p.voter, p.twin)}
     days = DAYS[rotation:] + DAYS[:rotation]
     cast = 0

@@ -16,7 +16,7 @@ from django.utils import timezone
 from newsletter.digests import selection
 from newsletter.models import FollowedAuthor, ReaderProfile, SeedPaper, Vote
 from newsletter.personal import profiles
-from newsletter.personal.ranking import OUTSIDE_NOTE, PersonalRanking
+from newsletter.personal.ranking import OUTSIDE_NOTE
 from newsletter.personal.signals import reader_told_us
 from newsletter.tasks.digests import dispatch_now
 
@@ -128,6 +128,27 @@ def test_with_no_signal_the_order_is_exactly_todays(settings, topics, make_scrap
 
     dispatch_now(ignore_hour=True)
     assert digest_of(plain.email) == ids(1, 3, 4, 2, 6, 5)
+
+
+def test_with_no_signal_many_readers_and_papers_get_todays_order(settings, topics, make_scrape):
+    import random
+
+    rng = random.Random(11)
+    slugs = ["agents", "code", "multimodal", "robotics", "efficiency"]
+    make_scrape([
+        paper(n, f"Paper {n} on {' '.join(rng.sample(slugs, 2))}", f"Abstract {n}.", rng.choice((0, 1, 5, 5, 40, 300)),
+              {slug: rng.choice((0.41, 0.5, 0.77, 0.9)) for slug in rng.sample(slugs, rng.randint(1, 3))})
+        for n in range(1, 41)
+    ], started_at=timezone.now() - timedelta(hours=1))
+    readers = [
+        make_subscriber(f"n{n}@example.org", topics=[topics[s] for s in rng.sample(slugs, rng.randint(1, 4))],
+                        papers_per_email=rng.choice((3, 5, 10, 50)), outside_topics=bool(n % 2))
+        for n in range(25)
+    ]
+    today, _ = choose(readers, TODAY, settings)
+    personal, _ = choose(readers, PERSONAL, settings)
+    assert [tuple(c) for c in personal] == [tuple(c) for c in today]
+    assert all(c.notes == {} for c in personal) and sum(map(len, today)) > 100
 
 
 # --- votes through the real links change later digests ---------------------------------------

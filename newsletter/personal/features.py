@@ -133,20 +133,6 @@ class PaperFeatures:
         """The rows of these papers (those that are here), in that order."""
         return self.matrix[[self.row[pk] for pk in paper_ids if pk in self.row]]
 
-    def topic_columns(self, paper_id) -> list[int]:
-        return [column_of(topic_token(t)) for t in self.topics.get(paper_id, ())]
-
-
-_COLUMNS: dict[str, int] = {}
-
-
-def column_of(token: str) -> int:
-    """The hashed column of one token."""
-    column = _COLUMNS.get(token)
-    if column is None:
-        column = _COLUMNS[token] = int(hash_tokens([{token: 1.0}]).indices[0])
-    return column
-
 
 def no_papers() -> "PaperFeatures":
     return PaperFeatures([], hash_tokens([{}])[:0], {}, {}, {})

@@ -239,17 +239,21 @@ def logistic_regression(x, y, c, C, iterations=30, tol=1e-8) -> tuple[np.ndarray
     return np.asarray(x.T @ alpha).ravel(), float(bias)
 
 
-def exemplar(title: str, row, ignore_columns) -> tuple:
-    """(title, columns, values) of a liked paper: its strongest words (topic tokens left out,
-    as every paper of the reader's digest shares those), unit length."""
+def exemplar(title: str, row, columns, weights) -> tuple:
+    """(title, columns, values) of a liked paper as an explanation: what it has of what the
+    model favours (its values times the model's positive weights: the words, authors, topics
+    or code that made the reader like it), the strongest EXEMPLAR_FEATURES, unit length. A
+    paper close to it in those is there "because you liked" it."""
     idx, values = row.indices, row.data
-    mask = ~np.isin(idx, ignore_columns)
-    idx, values = idx[mask], values[mask]
-    top = np.argsort(-values)[:EXEMPLAR_FEATURES]
-    idx, values = idx[top], values[top]
-    norm = float(np.linalg.norm(values)) or 1.0
+    at = np.clip(np.searchsorted(columns, idx), 0, max(len(columns) - 1, 0))
+    favoured = np.where(columns[at] == idx, weights[at], 0.0).clip(min=0) if len(columns) else np.zeros(len(idx))
+    strength = values * favoured
+    top = np.argsort(-strength)[:EXEMPLAR_FEATURES]
+    top = top[strength[top] > 0]
+    idx, strength = idx[top], strength[top]
+    norm = float(np.linalg.norm(strength)) or 1.0
     order = np.argsort(idx)
-    return " ".join(title.split())[:MAX_TITLE], idx[order], values[order] / norm
+    return " ".join(title.split())[:MAX_TITLE], idx[order], strength[order] / norm
 
 
 # --- batches of readers --------------------------------------------------------------------
@@ -342,7 +346,9 @@ def train_batch(subscriber_ids, background) -> tuple[int, int]:
         stored = StoredModel(columns, weights, bias)
         shown = likes[:MAX_LIKES] if len(columns) else []
         for pk in shown:
-            title, like_columns, like_values = exemplar(papers.titles[pk], papers.matrix[papers.row[pk]], papers.topic_columns(pk))
+            title, like_columns, like_values = exemplar(papers.titles[pk], papers.matrix[papers.row[pk]], columns, weights)
+            if not len(like_columns):
+                continue
             stored.like_papers.append(pk)
             stored.like_titles.append(title)
             stored.like_sizes.append(len(like_columns))
