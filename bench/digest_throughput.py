@@ -1,13 +1,16 @@
 """Digest throughput, end to end, on this machine: shared digests, digests that differ for every
 reader, and SMTP against the bare limit of the path.
 
-    .venv/bin/python bench/digest_throughput.py [--subscribers 20000] [--workers 2 --concurrency 1] [--runs 2]
+    .venv/bin/python bench/digest_throughput.py [--subscribers 20000] [--workers 2 --concurrency 2] [--runs 2]
 
 Uses its own database (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/nl_bench,
 created and migrated here, its digest data replaced on every run) and Redis database
 (REDIS_URL, default redis://127.0.0.1:6379/12, flushed). It stores 60 real papers from the
 shipped fixtures (scored into topics by the real scorer) and N subscribers on 1 to 4 of the 18
 topics (popular ones more often), then measures, each run `--runs` times (the lower counts):
+
+Two real Celery workers do the sending, each with Celery's default concurrency (as many pool
+processes as CPUs): while one process waits on the provider or PostgreSQL another computes.
 
 1. Shared digests, the batch provider path: nobody has told the service anything, so readers
    with the same topics and papers per email share a digest (today's order). The dispatcher (in
@@ -489,8 +492,9 @@ def main():
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscribers", type=int, default=20_000)
-    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes (each with --concurrency children)")
-    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2, help="Celery workers (each with --concurrency pool processes)")
+    parser.add_argument("--concurrency", type=int, default=os.cpu_count(),
+                        help="pool processes per worker (default: Celery's, the number of CPUs)")
     parser.add_argument("--runs", type=int, default=2, help="runs of each measurement (the lower counts)")
     parser.add_argument("--baseline-sample", type=int, default=300)
     parser.add_argument("--timeout", type=float, default=900, help="per measured run")

@@ -183,6 +183,12 @@ class SessionDropper(ChaosMailgun):
             with psycopg.connect(host=settings_dict["HOST"] or "127.0.0.1", port=settings_dict["PORT"] or 5432,
                                  user=settings_dict["USER"], dbname=settings_dict["NAME"], autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", [self.sender_pid])
+                # The backend exits (and lets its locks go) a moment after it is signalled.
+                deadline = time.monotonic() + 10
+                while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [self.sender_pid]).fetchone():
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
             try:
                 self.taken_over = claims.requeue_abandoned()  # this handler thread's own connection
             finally:
