@@ -40,12 +40,14 @@ def log_event(subscriber: Subscriber, kind: str, origin: Origin, **details) -> C
     )
 
 
-def signup_choices(topics, frequency: str, timezone: str = "") -> dict:
+def signup_choices(topics, frequency: str, timezone: str = "", weekday: int | None = None) -> dict:
     """The choices made on the sign-up form, kept with the sign-up in the consent log; its
-    confirmation link names that row and applies them."""
+    confirmation link names that row and applies them. A day only for a weekly digest."""
     choices = {"topics": sorted(t.slug for t in topics), "frequency": frequency}
     if timezone:
         choices["timezone"] = timezone
+    if weekday is not None and frequency == Subscriber.Frequency.WEEKLY:
+        choices["weekday"] = weekday
     return choices
 
 
@@ -63,17 +65,20 @@ class SignupMail:
 
 
 @transaction.atomic
-def request_signup(email: str, topics, frequency: str, origin: Origin, timezone: str = "") -> SignupMail | None:
+def request_signup(email: str, topics, frequency: str, origin: Origin, timezone: str = "",
+                   weekday: int | None = None) -> SignupMail | None:
     """Record a sign-up and say which email it calls for (runs in a worker: the form has
     answered already, the same for every address). A new or unsubscribed address becomes
     pending and gets a confirmation link for this sign-up; an active one is told it is
     subscribed; a bounced or complained one is left alone and mailed nothing (None)."""
     email = normalize_email(email)
     timezone = timezone if timezone in available_timezones() else ""
-    details = signup_choices(topics, frequency, timezone)
-    subscriber, created = Subscriber.objects.select_for_update().get_or_create(
-        email__iexact=email, defaults={"email": email, "frequency": frequency, "timezone": timezone or "UTC"}
-    )
+    weekday = weekday if weekday in Subscriber.Weekday.values else None
+    details = signup_choices(topics, frequency, timezone, weekday)
+    defaults = {"email": email, "frequency": frequency, "timezone": timezone or "UTC"}
+    if "weekday" in details:
+        defaults["weekday"] = weekday
+    subscriber, created = Subscriber.objects.select_for_update().get_or_create(email__iexact=email, defaults=defaults)
     if created:
         subscriber.topics.set(topics)
     else:
@@ -122,6 +127,8 @@ def confirm(subscriber: Subscriber, signup_id: int, origin: Origin) -> bool:
         subscriber.frequency = choices["frequency"]
     if choices.get("timezone") in available_timezones():
         subscriber.timezone = choices["timezone"]
+    if choices.get("weekday") in Subscriber.Weekday.values:
+        subscriber.weekday = choices["weekday"]
     subscriber.save()
     topics = Topic.objects.filter(slug__in=choices.get("topics", []), active=True)
     if topics:

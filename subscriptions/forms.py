@@ -93,12 +93,31 @@ class TimezoneField(forms.CharField):
         return zones[value.lower()]
 
 
+class WeekdayField(forms.TypedChoiceField):
+    """The day of a weekly digest. Optional: the pages hide it while another frequency is
+    ticked (CSS, no script), and the forms then keep the stored day (see weekday_to_keep)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", "Day for the weekly digest")
+        super().__init__(choices=Subscriber.Weekday.choices, coerce=int, required=False, empty_value=None, **kwargs)
+
+
+def weekday_to_keep(cleaned_data: dict, kept: int | None) -> int | None:
+    """The day chosen for a weekly digest; for any other frequency, or none chosen, `kept`:
+    a hidden field's value is not a choice the reader made."""
+    chosen = cleaned_data.get("weekday")
+    if cleaned_data.get("frequency") != Subscriber.Frequency.WEEKLY or chosen is None:
+        return kept
+    return chosen
+
+
 class SignupForm(forms.Form):
     email = PlainEmailField()
     topics = TopicChoiceField(to_field_name="slug")
     frequency = forms.ChoiceField(
         choices=Subscriber.Frequency.choices, initial=Subscriber.Frequency.DAILY, widget=forms.RadioSelect
     )
+    weekday = WeekdayField(initial=Subscriber.Weekday.MONDAY)
     timezone = TimezoneField(required=False, initial="UTC", label="Your timezone (digests come in the morning, your time)")
     # Honeypot: hidden from people by CSS, filled in by naive bots.
     website = forms.CharField(
@@ -107,6 +126,13 @@ class SignupForm(forms.Form):
         label="Leave this field empty",
         widget=forms.TextInput(attrs={"tabindex": "-1", "autocomplete": "off"}),
     )
+
+    def clean(self):
+        cleaned_data = super().clean()
+        # None (a daily digest, or no day sent): the sign-up records no day and the new
+        # subscriber keeps the model's default.
+        cleaned_data["weekday"] = weekday_to_keep(cleaned_data, None)
+        return cleaned_data
 
     def is_bot(self) -> bool:
         return bool(self.cleaned_data.get("website"))
@@ -119,14 +145,17 @@ class PreferencesLinkForm(forms.Form):
 class PreferencesForm(forms.Form):
     topics = TopicChoiceField(to_field_name="slug")
     frequency = forms.ChoiceField(choices=Subscriber.Frequency.choices, widget=forms.RadioSelect)
-    weekday = forms.TypedChoiceField(
-        choices=Subscriber.Weekday.choices, coerce=int, label="Day for the weekly digest"
-    )
+    weekday = WeekdayField()
     send_hour = forms.TypedChoiceField(
         choices=[(h, f"{h:02d}:00") for h in range(24)], coerce=int, label="Send at (your local time)"
     )
     timezone = TimezoneField()
     papers_per_email = forms.IntegerField(min_value=1, max_value=50, label="Papers per email")
+
+    def clean(self):
+        cleaned_data = super().clean()
+        cleaned_data["weekday"] = weekday_to_keep(cleaned_data, self.initial.get("weekday", Subscriber.Weekday.MONDAY))
+        return cleaned_data
 
     @classmethod
     def initial_for(cls, subscriber: Subscriber) -> dict:

@@ -30,13 +30,15 @@ RETRY_POLICY = dict(
 
 
 @shared_task(**{**RETRY_POLICY, "autoretry_for": (OperationalError, InterfaceError)})
-def handle_signup(email: str, topic_slugs: list[str], frequency: str, origin: dict, timezone: str = "") -> None:
+def handle_signup(email: str, topic_slugs: list[str], frequency: str, origin: dict, timezone: str = "",
+                  weekday: int | None = None) -> None:
     """A sign-up from the form. The form answers before this runs, so the answer takes as
     long for a new address as for a known one. The person has been told to check their
     inbox: a database that is away is waited for (the transaction rolled back, so a retry
     starts clean)."""
     topics = Topic.objects.filter(slug__in=topic_slugs, active=True)
-    mail = actions.request_signup(email, topics, frequency, actions.Origin(**origin), timezone=timezone)
+    mail = actions.request_signup(email, topics, frequency, actions.Origin(**origin), timezone=timezone,
+                                  weekday=weekday)
     # Queued once the sign-up is committed, so the email task finds it.
     if mail is None:
         return

@@ -13,6 +13,8 @@ from django.conf import settings
 from django.core import signing
 from django.urls import reverse
 
+from newsletter import fast_signing
+
 from .models import Subscriber
 
 
@@ -46,7 +48,7 @@ def _signer(subscriber: Subscriber, purpose: str) -> signing.TimestampSigner:
     salt = f"subscriptions.{purpose}:{subscriber.pk}"
     if purpose not in _PERMANENT_PURPOSES:
         salt = f"{salt}:{subscriber.secret}"
-    return signing.TimestampSigner(salt=salt)
+    return fast_signing.TimestampSigner(salt=salt)  # Django's signature, made faster (a dozen per digest)
 
 
 def make_token(subscriber: Subscriber, purpose: str, data: dict | None = None) -> str:

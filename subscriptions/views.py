@@ -46,6 +46,7 @@ def signup(request):
             tasks.handle_signup.delay(
                 data["email"], [t.slug for t in data["topics"]], data["frequency"],
                 asdict(actions.Origin.from_request(request)), timezone=data["timezone"],
+                weekday=data["weekday"],
             )
         # The same answer whether the address is new, pending, active or a bot's; a redirect,
         # so that reloading the answer does not post the form again.

@@ -26,6 +26,7 @@ from subscriptions.models import Subscriber, Topic
 from .support import hostile_cases
 from .support.hf_server import FIXTURES, SAMPLE_PAGE
 from .support.hostile_cases import Response, World
+from .support.links import feed_links, path_of
 from .support.seeding import make_scrape, make_subscriber, sent_digest
 from .test_browser_flow import DESKTOP, PHONE, Visit, chromium  # noqa: F401  (fixture)
 
@@ -275,6 +276,26 @@ def test_entry_ids_stay_the_same_across_two_scrapes(client, topics, tmp_path):
     assert before[corrected].title != "A corrected title" and after[corrected].title == "A corrected title"
     [new] = set(after) - set(before)
     assert new.endswith(newcomer["paper"]["id"])
+
+
+ALL_FEED = ("Trending Papers Digest: trending AI papers", "http://testserver/feeds/all.atom")
+
+
+@pytest.mark.parametrize(("path", "announced"), [
+    ("/", [ALL_FEED]),
+    ("/archive/", [ALL_FEED]),
+    ("/archive/2026-11-21/", [ALL_FEED]),
+    ("/topics/agents/", [("Trending Papers Digest: Agents and tool use", "http://testserver/feeds/topics/agents.atom"), ALL_FEED]),
+    ("/topics/code/?page=1", [("Trending Papers Digest: Code generation", "http://testserver/feeds/topics/code.atom"), ALL_FEED]),
+])
+def test_pages_announce_their_feeds_and_each_announced_feed_is_atom(client, three_days, path, announced):
+    """Feed autodiscovery: absolute hrefs from SITE_URL (as the feeds build their own links,
+    whatever Host the request named), each titled as the feed titles itself."""
+    assert feed_links(get(client, path, host="attacker.example")[1]) == announced
+    for title, href in announced:
+        feed = parse_feed(client, path_of(href))
+        assert (feed.feed.title, feed.feed.id) == (title, href)
+        assert feed.entries
 
 
 # --- the sign-up page ----------------------------------------------------------------------------

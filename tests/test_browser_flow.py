@@ -13,7 +13,7 @@ import pytest
 
 from subscriptions.models import ConsentEvent, Subscriber
 
-from .helpers import links_in, path_of, personal_links
+from .helpers import links_in, make_subscriber, path_of, personal_links, preferences_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.worker]
 
@@ -50,9 +50,12 @@ OVERFLOWING_ELEMENTS = """() => {
 }"""
 
 
-# WCAG 2.1 AA: text on every button (and link styled as one) has a contrast ratio of 4.5:1 or
-# more against the background it is drawn on (the nearest ancestor's, where its own is clear).
-BUTTON_CONTRAST_FAILURES = """() => {
+# WCAG 2.1 AA: text has a contrast ratio of 4.5:1 or more against the background it is drawn
+# on (the nearest ancestor's, where its own is clear). Called with a selector: the elements to
+# check (BUTTONS: every button and link styled as one; TEXT: every element with text of its own).
+BUTTONS = "button, .button, input[type=submit]"
+TEXT = "*"
+CONTRAST_FAILURES = """(selector) => {
   const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
   const lum = ([r, g, b]) => {
     const c = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
@@ -66,11 +69,13 @@ BUTTON_CONTRAST_FAILURES = """() => {
     return matchMedia('(prefers-color-scheme: dark)').matches ? [0, 0, 0] : [255, 255, 255];
   };
   const failures = [];
-  for (const e of document.querySelectorAll('button, .button, input[type=submit]')) {
+  const ownText = e => [...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+  for (const e of document.querySelectorAll(selector)) {
     if (!e.offsetParent && getComputedStyle(e).position !== 'fixed') continue;  // not shown
+    if (selector === '*' && !ownText(e)) continue;
     const fg = lum(rgb(getComputedStyle(e).color).slice(0, 3)), bg = lum(background(e));
     const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
-    if (ratio < 4.5) failures.push(`${e.textContent.trim()}: ${ratio.toFixed(2)}`);
+    if (ratio < 4.5) failures.push(`${e.textContent.trim().slice(0, 60)}: ${ratio.toFixed(2)}`);
   }
   return failures;
 }"""
@@ -122,7 +127,7 @@ class Visit:
         # evaluate still runs when the page's own JavaScript is disabled.
         overflow = page.evaluate(OVERFLOWING_ELEMENTS)
         assert not overflow, f"{step}: wider than the {self.device['viewport']['width']}px screen: {overflow}"
-        low_contrast = page.evaluate(BUTTON_CONTRAST_FAILURES)
+        low_contrast = page.evaluate(CONTRAST_FAILURES, BUTTONS)
         assert not low_contrast, f"{step}: buttons below WCAG AA contrast (4.5:1): {low_contrast}"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{self.device['name']}-{len(self.shots) + 1:02d}-{step}.png"
@@ -160,7 +165,8 @@ device, chromium, live_server, celery_worker, topics):
 
         page.get_by_label("Email").fill(email)
         page.get_by_label("Code generation").check()
-        page.get_by_label("Weekly").check()
+        page.get_by_role("radio", name="Weekly").check()
+        page.get_by_label("Day for the weekly digest").select_option(label="Thursday")
         page.get_by_role("button", name="Subscribe").click()
         page.get_by_role("heading", name="Check your inbox").wait_for()
         visit.snap("check-inbox")
@@ -179,7 +185,7 @@ device, chromium, live_server, celery_worker, topics):
         signup_event = subscriber.consent_events.get()
         # The browser's own timezone (filled in by timezone.js where JavaScript runs; the form's default otherwise).
         zone = "Europe/Paris" if device["javascript"] else "UTC"
-        assert signup_event.details == {"topics": ["agents", "code"], "frequency": "weekly", "timezone": zone}
+        assert signup_event.details == {"topics": ["agents", "code"], "frequency": "weekly", "timezone": zone, "weekday": 3}
         assert subscriber.timezone == signup_event.details["timezone"]
         assert signup_event.ip_address == "127.0.0.1"
         assert "Chrome" in signup_event.user_agent
@@ -196,7 +202,7 @@ device, chromium, live_server, celery_worker, topics):
         subscriber.refresh_from_db()
         assert subscriber.status == Subscriber.Status.ACTIVE
         assert subscriber.confirmed_at is not None
-        assert subscriber.frequency == Subscriber.Frequency.WEEKLY
+        assert (subscriber.frequency, subscriber.weekday) == (Subscriber.Frequency.WEEKLY, Subscriber.Weekday.THURSDAY)
         assert kinds(subscriber) == [ConsentEvent.Kind.SIGNUP, ConsentEvent.Kind.CONFIRM]
 
         # 4. The preferences page from the link on the confirmation page.
@@ -279,3 +285,52 @@ device, chromium, live_server, celery_worker, topics):
     assert all(p.stat().st_size > 5_000 for p in visit.shots)
     # Only the confirmation and the asked-for preferences link were mailed.
     assert len(celery_worker.smtp_sink.messages) == 2
+
+
+# Where the weekday field hides, JavaScript is off: CSS :has() alone shows it for weekly digests.
+DESKTOP_NO_JS = {**DESKTOP, "name": "desktop-nojs", "javascript": False, "timezone_id": None}
+
+
+@pytest.mark.parametrize("device", [DESKTOP_NO_JS, PHONE], ids=lambda d: d["name"])
+def test_weekday_field_shows_only_for_weekly_digests(device, chromium, live_server, transactional_db, topics):
+    """On the sign-up and preferences pages, without script: hidden while "Daily" is ticked,
+    shown once "Weekly" is, and the chosen day is what the sign-up records."""
+    reader = make_subscriber("weekly-reader@example.org", topics=[topics["agents"]], frequency="weekly", weekday=4)
+    visit = Visit(chromium, live_server.url, {**device, "name": f"weekday-{device['name']}"})
+    page = visit.page
+    weekday = page.get_by_label("Day for the weekly digest")
+    try:
+        page.goto("/")
+        assert page.get_by_role("radio", name="Daily").is_checked() and weekday.count() == 1
+        assert not weekday.is_visible()
+        visit.snap("signup-daily")
+        page.get_by_role("radio", name="Weekly").check()
+        assert weekday.is_visible()
+        visit.snap("signup-weekly")
+        page.get_by_role("radio", name="Daily").check()
+        assert not weekday.is_visible()
+
+        page.get_by_role("radio", name="Weekly").check()
+        weekday.select_option(label="Wednesday")
+        page.get_by_label("Email").fill("weekday@example.org")
+        page.get_by_label("Robotics and embodied AI").check()
+        page.get_by_role("button", name="Subscribe").click()
+        page.get_by_role("heading", name="Check your inbox").wait_for()
+        signup = Subscriber.objects.get(email="weekday@example.org").consent_events.get()
+        assert (signup.details["frequency"], signup.details["weekday"]) == ("weekly", Subscriber.Weekday.WEDNESDAY)
+
+        # Preferences of a weekly reader: the day shows, and hides once "Daily" is ticked.
+        page.goto(preferences_path(reader))
+        assert page.get_by_role("radio", name="Weekly").is_checked() and weekday.is_visible()
+        assert weekday.input_value() == "4"
+        visit.snap("preferences-weekly")
+        page.get_by_role("radio", name="Daily").check()
+        assert not weekday.is_visible()
+        visit.snap("preferences-daily")
+        page.get_by_role("button", name="Save preferences").click()
+        page.get_by_text("Your preferences are saved.").wait_for()
+        assert not weekday.is_visible()  # saved as daily: still hidden
+        reader.refresh_from_db()
+        assert (reader.frequency, reader.weekday) == ("daily", 4)  # the day is kept for a later weekly
+    finally:
+        visit.close()

@@ -284,13 +284,14 @@ def test_a_session_terminated_under_a_claimer_stops_its_next_call(topics):
     connection.close()
 
 
-def test_scraped_merge_syntax_stays_literal_in_the_subject():
-    """The hostile battery (case_scraped_xss_everywhere) found a paper titled
+def test_merge_syntax_in_a_topic_name_stays_literal_in_the_subject():
+    """The hostile battery (case_scraped_xss_everywhere) once found a paper titled
     "%recipient.unsubscribe_url% ..." got each recipient's unsubscribe link put into the
     subject by the provider: the subject's one-line cleaning dropped the zero-width space that
-    keeps merge syntax literal in the bodies."""
+    keeps merge syntax literal in the bodies. Subjects now name topics, not titles; a topic
+    name comes from the admin, and gets the same cleaning."""
     from newsletter.digests.rendering import subject_for
 
-    subject = subject_for("daily", "%recipient.unsubscribe_url%\r\nBcc: x@example.net", 1)
+    subject = subject_for("daily", ("%recipient.unsubscribe_url%\r\nBcc: x@example.net",), 1)
     assert "%recipient." not in subject and "%\u200brecipient.unsubscribe_url%" in subject
     assert "\r" not in subject and "\n" not in subject

@@ -158,7 +158,8 @@ def test_weekly_digests_take_the_best_of_the_last_seven_days(topics, make_scrape
     dispatch_now(ignore_hour=True)
     by_to = {m.to[0]: m for m in mail.outbox}
     assert sent_arxiv_ids(by_to["weekly@example.org"]) == ["2611.20003", "2611.20004", "2611.20002"]
-    assert received(by_to["weekly@example.org"])["Subject"].startswith("Your week in papers: Paper number 3")
+    day = Delivery.objects.get(subscriber__email="weekly@example.org").digest_date
+    assert received(by_to["weekly@example.org"])["Subject"] == f"3 this week in Agents and tool use · {day:%-d %b}"
     assert sent_arxiv_ids(by_to["daily@example.org"]) == ["2611.20004"]
 
 

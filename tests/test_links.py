@@ -73,6 +73,24 @@ def test_preferences_page_changes_topics_and_logs(client, alice, topics):
     assert event.details["changes"]["topics"] == {"from": ["agents", "robotics"], "to": ["code", "evaluation"]}
 
 
+def test_preferences_keep_the_weekday_while_the_digest_is_daily(client, alice):
+    """The weekday field is hidden for daily digests but still posts its value: that is not a
+    choice the reader made, so the stored day stays (and comes back with weekly)."""
+    form = {"topics": ["agents", "robotics"], "send_hour": 7, "timezone": "UTC", "papers_per_email": 10, "action": "save"}
+    path = preferences_path(alice)
+    assert client.post(path, {**form, "frequency": "weekly", "weekday": 4}).status_code == 302
+    assert client.post(path, {**form, "frequency": "daily", "weekday": 1}).status_code == 302
+    alice.refresh_from_db()
+    assert (alice.frequency, alice.weekday) == ("daily", 4)
+    assert client.post(path, {**form, "frequency": "weekly"}).status_code == 302  # no day sent: the stored one
+    alice.refresh_from_db()
+    assert (alice.frequency, alice.weekday) == ("weekly", 4)
+    changes = [e.details["changes"] for e in alice.consent_events.filter(kind=ConsentEvent.Kind.PREFERENCES).order_by("id")]
+    assert changes == [{"frequency": {"from": "daily", "to": "weekly"}, "weekday": {"from": 0, "to": 4}},
+                       {"frequency": {"from": "weekly", "to": "daily"}},
+                       {"frequency": {"from": "daily", "to": "weekly"}}]
+
+
 def test_preferences_rejects_bad_values_and_changes_nothing(client, alice):
     response = client.post(
         preferences_path(alice),

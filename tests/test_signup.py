@@ -1,5 +1,7 @@
 """The sign-up form: validation, double opt-in emails, no account enumeration, honeypot, rate limit."""
 
+import re
+
 import pytest
 from django.core import mail
 from django.test import Client
@@ -27,7 +29,8 @@ def test_form_shows_topics_unticked_and_a_statement(client, topics):
     assert response.status_code == 200
     for topic in topics.values():
         assert topic.name in html
-    assert "checked" not in html.split('name="frequency"')[0]  # no topic pre-ticked
+    topic_boxes = re.findall(r'<input [^>]*name="topics"[^>]*>', html)
+    assert len(topic_boxes) == len(topics) and not [box for box in topic_boxes if " checked" in box]  # none pre-ticked
     assert "one-click unsubscribe" in html
     assert 'name="csrfmiddlewaretoken"' in html
 
@@ -74,6 +77,31 @@ def test_confirmation_is_a_post_and_get_changes_nothing(client, topics, django_c
     # Confirming twice is harmless and logs nothing more.
     client.post(confirm_path)
     assert subscriber.consent_events.count() == 2
+
+
+@pytest.mark.parametrize(("frequency", "sent", "recorded", "stored"), [
+    ("weekly", {"weekday": "3"}, {"weekday": 3}, 3),  # Thursday
+    ("weekly", {}, {}, 0),  # no day sent (an old form): the default, Monday
+    ("daily", {}, {}, 0),
+    ("daily", {"weekday": "5"}, {}, 0),  # the hidden field still posts its value: not a choice
+])
+def test_the_weekday_is_kept_for_weekly_digests_only(client, topics, django_capture_on_commit_callbacks,
+                                                     frequency, sent, recorded, stored):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert post_signup(client, frequency=frequency, **sent).status_code == 200
+    signup = ConsentEvent.objects.get(kind=ConsentEvent.Kind.SIGNUP)
+    assert signup.details == {"topics": ["agents", "robotics"], "frequency": frequency, "timezone": "UTC", **recorded}
+    assert Subscriber.objects.get().weekday == stored  # pending: as the sign-up asked
+
+    client.post(path_of(links_in(email_text(mail.outbox[0]), "/confirm/")[0]))
+    subscriber = Subscriber.objects.get()
+    assert (subscriber.status, subscriber.frequency, subscriber.weekday) == (Subscriber.Status.ACTIVE, frequency, stored)
+
+
+def test_an_unknown_weekday_is_refused_on_the_form(client, topics):
+    response = post_signup(client, frequency="weekly", weekday="7")
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    assert not Subscriber.objects.exists()
 
 
 def test_response_does_not_reveal_whether_address_is_known(topics, django_capture_on_commit_callbacks):

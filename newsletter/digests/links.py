@@ -23,7 +23,7 @@ _SLOT = "TOKEN-SLOT"
 # The names of the per-recipient merge fields, as used in the templates.
 # The date is one too: at any moment subscribers are on two local dates, and they should
 # still share one rendering.
-MERGE_FIELDS = ("preferences_url", "unsubscribe_url", "view_url", "topics_html", "topics_text", "date")
+MERGE_FIELDS = ("preferences_url", "unsubscribe_url", "view_url", "topics_html", "topics_text", "date", "date_short")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,12 @@ class Recipient:
 @lru_cache(maxsize=64)
 def date_label(day: date) -> str:
     return format_date(day, "l j F Y")
+
+
+@lru_cache(maxsize=64)
+def short_date_label(day: date) -> str:
+    """"30 Nov", for the subject line."""
+    return format_date(day, "j M")
 
 
 def list_id() -> str:
@@ -85,6 +91,7 @@ class LinkMaker:
             "topics_html": escape(topics),
             "topics_text": topics,
             "date": date_label(recipient.digest_date),
+            "date_short": short_date_label(recipient.digest_date),
         }
         for paper_id in paper_ids:
             values[f"fb_{paper_id}"] = feedback_tokens.make(recipient.subscriber_id, recipient.delivery_id, paper_id)

@@ -25,6 +25,7 @@ built the ordinary way instead.
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from email.header import Header
 from functools import lru_cache
 
 from anymail.backends.base import AnymailBaseBackend
@@ -32,7 +33,7 @@ from anymail.message import AnymailMessage
 from django.conf import settings
 from django.core.mail import EmailMessage, EmailMultiAlternatives, get_connection
 from django.core.mail.backends.smtp import EmailBackend as SmtpBackend
-from django.core.mail.message import SafeMIMEText, make_msgid, sanitize_address
+from django.core.mail.message import BadHeaderError, make_msgid, sanitize_address
 from django.core.mail.utils import DNS_NAME
 
 from newsletter.app_settings import app_settings
@@ -119,16 +120,14 @@ def _unexpected_merge_keys(digest: RenderedDigest, field_format: str, headers: t
 
 @lru_cache(maxsize=4096)
 def _encoded_header(name: str, value: str) -> bytes:
-    """Header `name`'s value as Django's EmailMessage writes it (encoded, folded, CRLF): what
-    replaces that header's placeholder in a prebuilt message."""
-    message = SafeMIMEText("", "plain", "utf-8")
-    message[name] = value
-    raw = message.as_bytes(linesep="\r\n")
-    start = raw.index(f"\r\n{name}: ".encode()) + len(name) + 4
-    end = raw.index(b"\r\n", start)
-    while raw[end + 2 : end + 3] in (b" ", b"\t"):  # folded onto continuation lines
-        end = raw.index(b"\r\n", end + 2)
-    return raw[start:end]
+    """Header `name`'s value encoded (RFC 2047 where it is not ASCII) and folded with CRLF, to
+    follow "Name: " on its line: what replaces that header's placeholder in a prebuilt message.
+    The first encoded word starts on the header's own line (Django's EmailMessage moves a long
+    one onto a continuation line, which parsers read back with a leading space)."""
+    if "\n" in value or "\r" in value:
+        raise BadHeaderError(f"Header values can't contain newlines (got {value!r} for header {name!r})")
+    charset = "us-ascii" if value.isascii() else "utf-8"
+    return Header(value, charset, header_name=name).encode(linesep="\r\n").encode()
 
 
 class Outbox:
@@ -195,7 +194,7 @@ class Outbox:
         for recipient, section in copies:
             values = self.links.merge_values(recipient, section.paper_ids)
             tokens = {name: values.pop(name) for name in [feedback_field(pk) for pk in section.paper_ids]}
-            values.update(section.values(tokens))
+            values.update(section.values(tokens, values["date_short"]))
             built.append(_Copy(recipient, values, section, tokens))
         if self.capability.batch:
             return self._send_batch(shell, built)
@@ -339,10 +338,10 @@ class Outbox:
         prebuilt = None if isinstance(self.connection, AnymailBaseBackend) else self._prebuilt_for(digest)
         if prebuilt and _PLAIN_ADDRESS.match(recipient.email) and all(_HEADER_SAFE.match(v) for v in headers.values()):
             message_id = make_msgid(domain=DNS_NAME)
-            values = {**merge_values, "to_address": recipient.email, "list_unsubscribe": headers["List-Unsubscribe"], "message_id": message_id}
+            values = {**merge_values, "to_address": recipient.email, "list_unsubscribe": headers["List-Unsubscribe"],
+                      "message_id": message_id, "subject_header": _encoded_header("Subject", digest.subject_for(merge_values))}
             if copy.section is not None:
                 # Their papers go into an 8bit body as they are: CRLF line ends, no line too long.
-                values["subject"] = _encoded_header("Subject", merge_values["subject"])
                 for name in ("papers_html", "papers_text"):
                     values[name] = merge_values[name].replace("\n", "\r\n").encode()
             raw = prebuilt.splice(values)
@@ -384,11 +383,12 @@ class PrebuiltMime:
 
     @classmethod
     def build(cls, digest: RenderedDigest, from_email: str, headers: dict) -> "PrebuiltMime | None":
-        """None if the encoding changed a placeholder (build each message normally then). A
-        personal shell's subject is a placeholder too: its recipient's is spliced in encoded
-        (_encoded_header)."""
+        """None if the encoding changed a placeholder (build each message normally then). The
+        subject is one placeholder, whatever fields it has: each recipient's is spliced in
+        encoded (_encoded_header), as a non-ASCII subject around a field would be encoded
+        with the field in it."""
         message = EmailMultiAlternatives(
-            subject=digest.subject,
+            subject=merge_field("subject_header"),
             body=digest.text.with_fields(merge_field("{}")),
             from_email=from_email,
             to=[_PLACEHOLDER_TO],
@@ -398,10 +398,10 @@ class PrebuiltMime:
         raw = message.message().as_bytes(linesep="\r\n")
         raw = raw.replace(_PLACEHOLDER_TO.encode(), merge_field("to_address").encode())
         expected = {}
-        for text in (MergeText.parse(digest.subject), digest.html, digest.text):
+        for text in (digest.html, digest.text):
             for name in text.parts[1::2]:
                 expected[name] = expected.get(name, 0) + 1
-        expected.update({"list_unsubscribe": 1, "message_id": 1, "to_address": 1})
+        expected.update({"subject_header": 1, "list_unsubscribe": 1, "message_id": 1, "to_address": 1})
         parts = split_fields(raw)
         found = {}
         for name in parts[1::2]:

@@ -102,9 +102,9 @@ def next_digest(subscriber: Subscriber, now=None) -> DigestPreview:
         return preview
     digest = renderer.render(paper_ids, pool, kind, topic_ids)
     values = _redact_personal_links(LinkMaker().merge_values(recipient, paper_ids))
-    preview.subject = digest.subject
+    preview.subject = digest.subject_for(values)
     preview.html, preview.text = digest.for_recipient(values)
-    preview.headers = {"From": settings.DEFAULT_FROM_EMAIL, "To": subscriber.email, "Subject": digest.subject,
+    preview.headers = {"From": settings.DEFAULT_FROM_EMAIL, "To": subscriber.email, "Subject": preview.subject,
                        **static_headers(), **LinkMaker.headers(values)}
     preview.paper_count = len(paper_ids)
     return preview

@@ -41,7 +41,7 @@ from django.utils.text import Truncator
 
 from newsletter import sources
 from newsletter.models import Paper
-from newsletter.scraped import github_repo_url, merge_tags, strip_merge_syntax
+from newsletter.scraped import github_repo_url, https_url, merge_tags, strip_merge_syntax
 from newsletter.topic_assignment import why
 
 from . import selection
@@ -207,6 +207,7 @@ class PaperBlock:
     html: MergeText
     text: MergeText
     title: str
+    topics: tuple[str, ...]  # the names of the topics it is shown under
     tags: Counter  # merge tags in its own text (none: scraped text is cleaned)
     inert: bool  # no value filled into its fields can make a tag (MergeText.inert_edges)
     json_chars: int  # its HTML and text as JSON strings, tokens in: what it adds to a provider call
@@ -228,9 +229,10 @@ class PaperSection:
     inert: bool  # tags + the tokens' own tags are all the tags of values(tokens)
     json_chars: int  # about what values() add to a call as JSON (tokens at their longest)
 
-    def values(self, tokens: dict[str, str]) -> dict[str, str]:
+    def values(self, tokens: dict[str, str], date_label: str) -> dict[str, str]:
+        """`date_label`: the recipient's date in the subject (links: "date_short")."""
         return {
-            "subject": self.subject,
+            "subject": dated_subject(self.subject, date_label),
             "preheader": self.preheader,
             "paper_count_label": self.count_label,
             "papers_html": self.html.fill(tokens),
@@ -279,32 +281,60 @@ def topic_why(name: str, evidence=()) -> dict:
     return {"name": name, "evidence": "", "why": name}
 
 
-def paper_context(paper: Paper, topics, source=None, note: str = "") -> dict:
+THUMBNAIL_SIZE = (552, 290)  # the card's inner width; Hugging Face's thumbnails are about 1.9:1
+
+
+def paper_context(paper: Paper, topics, source=None, note: str = "", rank=None) -> dict:
     """`topics`: what to show of the paper's topics, best first: selection.TopicReason-like
     objects (name, evidence) or bare names. `source`: the paper source that links to its page
     (newsletter.sources; default: the configured one). `note`: the ranking's personal reason
-    ("Because you liked: ..."), raw."""
+    ("Because you liked: ..."), raw. `rank`: where it stood on the trending page
+    (trending.TrendingRank), if known."""
     more_url, less_url = feedback_urls(paper.pk)
     authors = _author_names(paper.authors)
     arxiv_id = quote(paper.arxiv_id, safe="./-")
-    summary = _clean(paper.ai_summary) or Truncator(_clean(paper.abstract)).chars(SUMMARY_CHARS)
+    ai_summary = _clean(paper.ai_summary)
     source = source or sources.default()
+    title = _clean(paper.title)
+    paper_url = source.paper_url(paper.arxiv_id)
     return {
-        "title": _clean(paper.title),
-        "paper_url": source.paper_url(paper.arxiv_id),
+        "title": title,
+        "paper_url": paper_url,
         "source_label": source.label,
         "arxiv_url": f"https://arxiv.org/abs/{arxiv_id}",
+        "pdf_url": f"https://arxiv.org/pdf/{arxiv_id}",
+        "project_url": https_url(paper.project_page),
+        "rank_label": rank.label if rank else "",
+        "published": paper.published_at.date() if paper.published_at else None,
+        "organization": Truncator(_clean(paper.organization)).chars(60),
+        "thumbnail": thumbnail_context(paper, title),
         "authors": authors[:AUTHORS_SHOWN],
         "et_al": len(authors) > AUTHORS_SHOWN,
         "upvotes": paper.upvotes,
-        "summary": summary,
+        # The source's AI summary when it has one (shorter), with a link to the abstract on the
+        # paper's page; else the abstract itself, cut.
+        "summary": ai_summary or Truncator(_clean(paper.abstract)).chars(SUMMARY_CHARS),
+        "summary_is_ai": bool(ai_summary),
+        "abstract_url": paper_url,
         "topics": [topic_why(t) if isinstance(t, str) else topic_why(t.name, t.evidence) for t in topics],
         "github_url": github_repo_url(paper.github_repo),
         "github_stars": paper.github_stars,
+        "github_stars_label": f"{paper.github_stars:,}" if paper.github_stars is not None else "",
         "note": note_text(note),
         "more_url": more_url,
         "less_url": less_url,
     }
+
+
+def thumbnail_context(paper: Paper, title: str) -> dict | None:
+    """The paper's thumbnail as a digest shows it (https only: a mixed-content or tracking
+    scheme never reaches a reader), sized so the layout holds while images are blocked, with
+    alt text that stands in for it."""
+    url = https_url(paper.thumbnail)
+    if not url:
+        return None
+    width, height = THUMBNAIL_SIZE
+    return {"url": url, "width": width, "height": height, "alt": f"Thumbnail: {Truncator(title).chars(80)}"}
 
 
 @lru_cache(maxsize=8192)
@@ -332,14 +362,43 @@ def preheader_for(titles: tuple[str, ...]) -> str:
     return escape(Truncator(joined).chars(PREHEADER_CHARS))
 
 
+SUBJECT_CHARS = 70  # what an inbox shows of a subject on a phone, about
+DATE_SUFFIX_CHARS = len(" · 30 Sep")
+
+
 @lru_cache(maxsize=4096)
-def subject_for(kind: str, first_title: str, count: int) -> str:
-    # _clean, not one_line alone: one_line drops the zero-width space that keeps a scraped
-    # "%recipient.x%" from being substituted by the provider in the subject.
-    top = Truncator(_clean(first_title)).chars(80)
-    more = f" (+{count - 1} more)" if count > 1 else ""
-    prefix = "Your week in papers" if kind == "weekly" else "Trending papers"
-    return f"{prefix}: {top}{more}"
+def subject_for(kind: str, topic_names: tuple[str, ...], count: int) -> str:
+    """"4 new in LLM reasoning, Agents": the count and the reader's topics among the papers,
+    most papers first, as many whole names as fit in SUBJECT_CHARS with the date added
+    (dated_subject, per recipient). Topic names are the operator's, cleaned all the same:
+    they come from the admin, and a subject is a header."""
+    head = f"{count} this week in " if kind == "weekly" else f"{count} new in "
+    names = [n for n in (_clean(name) for name in topic_names) if n]
+    if not names:
+        return f"{count_label(count)} this week" if kind == "weekly" else f"{count_label(count)} trending today"
+    room = SUBJECT_CHARS - DATE_SUFFIX_CHARS - len(head)
+    for shown in range(len(names), 0, -1):
+        rest = len(names) - shown
+        text = ", ".join(names[:shown]) + (f" +{rest} more" if rest else "")
+        if len(text) <= room:
+            return head + text
+    rest = f" +{len(names) - 1} more" if len(names) > 1 else ""
+    return head + Truncator(names[0]).chars(room - len(rest)) + rest
+
+
+def dated_subject(subject: str, date_label: str) -> str:
+    """The subject as sent: "4 new in LLM reasoning, Agents · 30 Nov". The date is the
+    recipient's (links.MERGE_FIELDS "date_short"): readers are on two dates at any moment."""
+    return f"{subject} · {date_label}"
+
+
+def subject_topics(topics_per_paper) -> tuple[str, ...]:
+    """The topics the papers are shown under (the reader's; one tuple of names per paper),
+    most papers first, then in the order they first appear."""
+    counts: Counter = Counter()
+    for names in topics_per_paper:
+        counts.update(names)
+    return tuple(name for name, _ in counts.most_common())
 
 
 # --- the renderer ---------------------------------------------------------------------------
@@ -400,7 +459,8 @@ class DigestRenderer:
             .replace(field("paper_count_label"), section.count_label)
         )
         text = text_shell.replace(field("papers_slot"), section.text.source).replace(field("paper_count_label"), section.count_label)
-        return RenderedDigest(subject=section.subject, html=MergeText.parse(html), text=MergeText.parse(text),
+        return RenderedDigest(subject=dated_subject(section.subject, field("date_short")),
+                              html=MergeText.parse(html), text=MergeText.parse(text),
                               paper_ids=section.paper_ids)
 
     def personal_shell(self, kind: str) -> RenderedDigest:
@@ -433,7 +493,7 @@ class DigestRenderer:
             text[-1] += f"\n{n}. " if n > 1 else "1. "
             _append(text, block.text.parts, text_notes)
         titles = tuple(b.title for b in blocks)
-        subject = subject_for(kind, titles[0] if titles else "", len(paper_ids))
+        subject = subject_for(kind, subject_topics(b.topics for b in blocks), len(paper_ids))
         preheader, label = preheader_for(titles), count_label(len(paper_ids))
         own = [subject, preheader, label, *html_notes.values(), *text_notes.values()]
         tags = merge_tags("\n".join(own))
@@ -469,7 +529,7 @@ class DigestRenderer:
                 self._blocks.clear()
                 self._blocks_for.clear()
             for pk in missing:
-                self._blocks[keys[pk]] = self._block(self._papers[pk], shown[pk], pool.sources.get(pk), pk in noted)
+                self._blocks[keys[pk]] = self._block(self._papers[pk], shown[pk], pool, pk in noted)
         if len(self._blocks_for) > self.max_blocks:
             self._blocks_for.clear()
         found = []
@@ -478,9 +538,9 @@ class DigestRenderer:
             self._blocks_for[(pk, topic_ids, pk in noted)] = found[-1]
         return found
 
-    def _block(self, paper, shown, source, noted: bool) -> PaperBlock:
+    def _block(self, paper, shown, pool, noted: bool) -> PaperBlock:
         css, _ = self.css
-        context = paper_context(paper, shown, source)
+        context = paper_context(paper, shown, pool.sources.get(paper.pk), rank=pool.ranks.get(paper.pk))
         if noted:
             context["note"] = field(note_field(paper.pk))
         html = css_inline.inline_fragment(render_to_string("emails/_digest_paper.html", context), css)
@@ -489,6 +549,7 @@ class DigestRenderer:
         fields = (len(html_text.parts) + len(text_text.parts)) // 2
         return PaperBlock(
             paper_id=paper.pk, html=html_text, text=text_text, title=context["title"],
+            topics=tuple(t["name"] for t in context["topics"]),
             tags=html_text.literal_tags() + text_text.literal_tags(),
             inert=html_text.inert_edges() and text_text.inert_edges(),
             json_chars=len(json.dumps("".join(html_text.parts[::2]))) + len(json.dumps("".join(text_text.parts[::2])))

@@ -27,6 +27,7 @@ from django.utils import timezone
 from newsletter.models import Delivery, DigestItem, Paper, PaperRank, PaperTopicScore, ScrapeRun
 from subscriptions.models import Subscriber, Topic
 
+from . import trending
 from .ranking import get_ranking
 
 WEEK = timedelta(days=7)
@@ -101,6 +102,9 @@ class PaperPool:
     # paper id -> [TopicReason] of every topic it matches, best first (primary, score, the
     # topics' display order). A digest shows those of its reader's topics ("why" it is there).
     reasons: dict[int, list["TopicReason"]] = field(default_factory=dict)
+    # paper id -> where it stood on the trending page (trending.TrendingRank); none for a pool
+    # of given papers (an older digest shown again)
+    ranks: dict[int, "trending.TrendingRank"] = field(default_factory=dict)
     # Choices already made from this pool, shared by readers who get the same one.
     _chosen: dict = field(default_factory=dict, repr=False)
 
@@ -185,7 +189,7 @@ def source_runs(now=None) -> tuple[ScrapeRun, ScrapeRun]:
     now = now or timezone.now()
     newest = (
         ScrapeRun.objects.exclude(status=ScrapeRun.Status.RUNNING)
-        .only("id", "status", "started_at", "finished_at")
+        .only("id", "kind", "status", "started_at", "finished_at")
         .order_by("-started_at", "-pk")
         .first()
     )
@@ -200,7 +204,7 @@ def source_runs(now=None) -> tuple[ScrapeRun, ScrapeRun]:
         return newest, newest
     data_run = (
         ScrapeRun.objects.filter(status=ScrapeRun.Status.OK, started_at__lte=newest.started_at)
-        .only("id", "started_at")
+        .only("id", "kind", "started_at")
         .order_by("-started_at", "-pk")
         .first()
     )
@@ -227,7 +231,8 @@ def paper_pool(kind: str, now=None) -> PaperPool:
     pool = _POOLS.get(kind)
     if pool is None or pool.key != key:
         paper_ids = PaperRank.objects.filter(run_id__in=run_ids).values("paper_id")
-        pool = _POOLS[kind] = _build_pool(kind, key, paper_ids)
+        ranks = trending.best_ranks(run_ids) if kind == Delivery.Kind.WEEKLY else trending.daily_ranks(data_run)
+        pool = _POOLS[kind] = _build_pool(kind, key, paper_ids, ranks)
     return pool
 
 
@@ -248,7 +253,7 @@ def pool_for_papers(kind: str, paper_ids) -> PaperPool:
     return _build_pool(kind, ("papers", paper_ids), paper_ids)
 
 
-def _build_pool(kind: str, key: tuple, paper_ids) -> PaperPool:
+def _build_pool(kind: str, key: tuple, paper_ids, ranks=None) -> PaperPool:
     upvotes = dict(Paper.objects.filter(pk__in=paper_ids).values_list("pk", "upvotes"))
     topics = {pk: (name, order) for pk, name, order in Topic.objects.values_list("pk", "name", "display_order")}
     by_topic: dict[int, list[tuple[int, float]]] = {}
@@ -271,4 +276,4 @@ def _build_pool(kind: str, key: tuple, paper_ids) -> PaperPool:
     # The same order as topic_assignment.reasons_for: primary first, then score, then display order.
     reasons = {pk: [row[-1] for row in sorted(rows, key=lambda row: row[:3])] for pk, rows in found.items()}
     return PaperPool(kind=kind, key=key, upvotes=upvotes, by_topic=by_topic, topic_names=topic_names,
-                     sources=Paper.objects.sources_of(upvotes), reasons=reasons)
+                     sources=Paper.objects.sources_of(upvotes), reasons=reasons, ranks=ranks or {})

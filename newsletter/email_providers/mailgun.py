@@ -13,10 +13,10 @@ the values are copied, not escaped. Only the encoding differs; every field is wh
 
 from anymail.backends import mailgun
 
-from .base import PERCENT_TAGS, DigestBackend
+from .base import PERCENT_TAGS, BareRecipients, DigestBackend
 
 
-class MailgunPayload(mailgun.MailgunPayload):
+class MailgunPayload(BareRecipients, mailgun.MailgunPayload):
     def get_request_params(self, api_url):
         params = super().get_request_params(api_url)
         fields = []

@@ -20,7 +20,7 @@ import re
 from anymail.backends import postmark
 from anymail.utils import get_anymail_setting
 
-from .base import DOUBLE_BRACES, DigestBackend
+from .base import DOUBLE_BRACES, BareRecipients, DigestBackend
 from .errors import ConfigurationError, SendError
 
 # Postmark's error codes for refused recipients (https://postmarkapp.com/developer/api/overview#error-codes).
@@ -29,7 +29,7 @@ _INVALID_REQUEST = 300
 _RECIPIENT_FIELD_ERROR = re.compile(r"^(Invalid|Error\s+parsing)\s+'(To|Cc|Bcc)'", re.IGNORECASE)
 
 
-class PostmarkPayload(postmark.PostmarkPayload):
+class PostmarkPayload(BareRecipients, postmark.PostmarkPayload):
     def _uses_template(self) -> bool:
         return "TemplateId" in self.data or "TemplateAlias" in self.data
 

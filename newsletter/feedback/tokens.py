@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 from django.core import signing
 
+from newsletter import fast_signing
 from newsletter.models import Delivery, DigestItem, Paper
 
 # What the web copy of a digest ("view in browser", forwarded and shared) carries instead of
 # a reader's token: its vote links lead to the form that mails a preferences link instead.
 WEB_COPY = "web-copy"
 
-_SIGNER = signing.Signer(salt="newsletter.feedback.vote")
+_SIGNER = fast_signing.Signer(salt="newsletter.feedback.vote")  # Django's signature, made faster
 _SHAPE = re.compile(r"([0-9]{1,18})\.([0-9]{1,18})\.([0-9]{1,18}):[A-Za-z0-9_-]{43}")
 
 

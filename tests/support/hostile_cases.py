@@ -6,6 +6,7 @@ and checks the answer and that nothing changed that should not have.
 A case is a function taking an `http` adapter and a `world` (the subscribers and links it
 may attack) and returning a list of (description, held) pairs."""
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -23,6 +24,8 @@ XSS = '"><script>alert("x")</script><img src=x onerror=alert(1)>'
 
 # A sign-up the form accepts is answered with a redirect to /check-inbox/ (redirect-after-POST).
 SIGNUP_ACCEPTED = 303
+# A digest's subject: "4 new in LLM reasoning, Agents · 30 Nov" (issue 12), no scraped text.
+SHORT_SUBJECT = re.compile(r"^\d+ (new in|this week in) [^\r\n]+ · \d{1,2} [A-Z][a-z]{2}$")
 
 def has_raw_markup(body: str) -> bool:
     """True if the XSS payload came back as markup instead of escaped text."""
@@ -345,9 +348,11 @@ def _email_checks(where: str, reader, subject: str, html: str, text: str, header
         (f"{where}: no javascript: link from scraped URLs", _no_script_links(html)),
         (f"{where}: scraped header breaks stay out of every header",
          not any("\r" in v or "\n" in v for v in header_values) and not any(k.lower() in ("bcc", "x-injected") for k in headers)),
-        (f"{where}: the subject holds the title as text", subject.strip().startswith("Trending papers: ") and XSS[:20] in subject),
-        (f"{where}: merge syntax in scraped text is not substituted (subject, HTML, text)",
-         all("%\u200brecipient.unsubscribe_url%" in part for part in (subject, text, html)) and "http" not in subject),
+        (f"{where}: the subject is the short count-topics-date line, no scraped text in it",
+         SHORT_SUBJECT.match(subject.strip()) is not None and len(subject.strip()) <= 70 and XSS[:20] not in subject),
+        (f"{where}: merge syntax in scraped text is not substituted (HTML, text), nor in the subject",
+         all("%\u200brecipient.unsubscribe_url%" in part for part in (text, html)) and "http" not in subject
+         and "%recipient." not in subject),
         (f"{where}: the one List-Unsubscribe is the reader's own", owner is not None and owner.pk == reader.pk),
     ]
 
@@ -1077,8 +1082,8 @@ def case_forged_merge_keys_in_scraped_urls(http, world):
             (f"{name}: the GitHub link with a key in it is dropped", "github.com/owner/repo" not in everything),
             (f"{name}: the reader's own links only where the template puts them (never in the subject)",
              not any(link in copy.subject for link in own_links) and settings.SITE_URL not in copy.subject),
-            (f"{name}: the forged keys are shown as written, in every part",
-             "Paper 0 %RECIPIENT.PREFERENCES_URL%" in copy.subject.replace("\u200b", "")
+            (f"{name}: the forged keys are shown as written in both parts, and the subject holds none",
+             "PREFERENCES_URL" not in copy.subject.upper() and SHORT_SUBJECT.match(copy.subject) is not None
              and all(FORGED_TEXT in part.replace("\u200b", "") for part in (copy.text, copy.html))),
         ]
     return results
@@ -1258,7 +1263,8 @@ def case_scraped_fields_in_archive_and_feeds(http, world):
              "the topic's page": f"/topics/{topic.slug}/", "the sign-up page's sample": "/"}
     for name, path in pages.items():
         page = http.request("GET", path)
-        ours_or_https = all(t.startswith(("/", "?", "#", "https://")) for t in link_targets(page.body))
+        # (Our own absolute links, such as the feeds announced in <head>, start with SITE_URL.)
+        ours_or_https = all(t.startswith(("/", "?", "#", "https://", f"{settings.SITE_URL}/")) for t in link_targets(page.body))
         results.append((f"archive: {name} shows the hostile papers escaped, inert, with https links only",
                         page.status == 200 and "&lt;script&gt;" in page.body and inert_scraped_text(page.body)
                         and ours_or_https))

@@ -2,6 +2,7 @@
 
 import html
 import re
+from html.parser import HTMLParser
 
 from subscriptions import tokens
 
@@ -59,3 +60,27 @@ def unsubscribe_url_of(message) -> str:
     dict, as the fake providers keep them)."""
     [url] = re.findall(r"<(https?://[^>]+)>", message.headers["List-Unsubscribe"])
     return url
+
+
+class _FeedLinkParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.in_head, self.feeds = False, []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "head":
+            self.in_head = True
+        elif tag == "link" and self.in_head and attrs.get("rel") == "alternate" and attrs.get("type") == "application/atom+xml":
+            self.feeds.append((attrs.get("title"), attrs.get("href")))
+
+    def handle_endtag(self, tag):
+        if tag == "head":
+            self.in_head = False
+
+
+def feed_links(page: str) -> list[tuple[str, str]]:
+    """The Atom feeds a page's <head> announces (autodiscovery), as (title, href) in page order."""
+    parser = _FeedLinkParser()
+    parser.feed(page)
+    return parser.feeds

@@ -81,7 +81,8 @@ def expected_digest(delivery) -> ExpectedDigest:
     """`delivery`'s digest as the configured ranking chooses it now (what each reader was sent
     before ignored: call it before sending, or for readers sent nothing else)."""
     from newsletter.digests import selection
-    from newsletter.digests.rendering import note_text, subject_for
+    from newsletter.digests.links import short_date_label
+    from newsletter.digests.rendering import dated_subject, note_text, subject_for, subject_topics
     from newsletter.models import Paper
 
     topics = selection.topics_of([delivery.subscriber_id]).get(delivery.subscriber_id, ((), ()))[0]
@@ -90,11 +91,13 @@ def expected_digest(delivery) -> ExpectedDigest:
     pools, _ = selection.pools_for({delivery.kind})
     [choice] = selection.choose([reader], pools, history=False)
     papers = Paper.objects.in_bulk(list(choice))
+    shown = subject_topics([r.name for r in selection.shown_reasons(pools[delivery.kind], pk, topics)] for pk in choice)
     arxiv = [papers[pk].arxiv_id for pk in choice]
     return ExpectedDigest(
         delivery_id=delivery.pk, subscriber_id=delivery.subscriber_id, arxiv_ids=arxiv, paper_ids=list(choice),
         notes={papers[pk].arxiv_id: note_text(note) for pk, note in choice.notes.items() if note},
-        subject=subject_for(delivery.kind, papers[choice[0]].title, len(choice)) if choice else "",
+        subject=dated_subject(subject_for(delivery.kind, shown, len(choice)), short_date_label(delivery.digest_date))
+        if choice else "",
     )
 
 
