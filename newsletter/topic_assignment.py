@@ -98,9 +98,12 @@ def current() -> tuple[TopicClassifier, topic_model.TrainedState]:
         newest = retrain(reason="first use")
     state = _LOADED.get((newest.pk, newest.fingerprint))
     if state is None:
-        state = _LOADED[newest.pk, newest.fingerprint] = topic_model.TrainedState.from_json(
-            TopicClassifier.objects.values_list("state", flat=True).get(pk=newest.pk)
-        )
+        try:
+            state = topic_model.TrainedState.from_json(TopicClassifier.objects.values_list("state", flat=True).get(pk=newest.pk))
+        except ValueError:  # stored by an older version of the code: its features differ
+            newest = retrain(reason=f"format {topic_model.FORMAT}")
+            state = _LOADED[newest.pk, newest.fingerprint]
+        _LOADED[newest.pk, newest.fingerprint] = state
     return newest, state
 
 
