@@ -12,8 +12,10 @@ sent, contents, one check and one record per provider call); nothing here querie
 subscriber.
 """
 
+import gc
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import NamedTuple
@@ -304,9 +306,31 @@ class ChunkRun:
             self.open_ids -= set(ids)
 
 
+@contextmanager
+def collector_paused():
+    """Python's cyclic garbage collector off while a chunk is sent. A chunk holds a thousand
+    readers' values and sections until its calls are made; the collector moved them to its
+    oldest generation and so ran a full collection (every object of a worker: ~150 ms, finding
+    nothing) every other chunk, about a tenth of a unique digest's CPU. Nearly all of it is
+    freed by reference counting when the chunk ends; what forms cycles waits for the next
+    collection after it."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def send_chunk(delivery_ids, claimer: str, attempt: int = 0) -> ChunkReport:
     """Send what can be sent of these deliveries. Raises RetryLater after a transient failure
     (the unsent ones are pending again, due after the backoff)."""
+    with collector_paused():
+        return _send_chunk(delivery_ids, claimer, attempt)
+
+
+def _send_chunk(delivery_ids, claimer: str, attempt: int) -> ChunkReport:
     started = time.perf_counter()
     report = ChunkReport(requested=len(delivery_ids))
     try:

@@ -40,6 +40,7 @@ from django.utils.html import escape
 from django.utils.text import Truncator
 
 from newsletter import sources
+from newsletter.encoded_json import EncodedStr, escaped, is_plain
 from newsletter.models import Paper
 from newsletter.scraped import github_repo_url, https_url, merge_tags, strip_merge_syntax
 from newsletter.topic_assignment import why
@@ -211,6 +212,9 @@ class PaperBlock:
     tags: Counter  # merge tags in its own text (none: scraped text is cleaned)
     inert: bool  # no value filled into its fields can make a tag (MergeText.inert_edges)
     json_chars: int  # its HTML and text as JSON strings, tokens in: what it adds to a provider call
+    # html and text with their literal parts escaped for a JSON string (encoded_json.escaped)
+    html_json: MergeText
+    text_json: MergeText
 
 
 @dataclass(frozen=True, eq=False)
@@ -228,15 +232,24 @@ class PaperSection:
     tags: Counter  # merge tags in everything but the tokens (blocks, notes, subject, preheader)
     inert: bool  # tags + the tokens' own tags are all the tags of values(tokens)
     json_chars: int  # about what values() add to a call as JSON (tokens at their longest)
+    # html and text with their literal parts escaped for a JSON string (PaperBlock's)
+    html_json: MergeText
+    text_json: MergeText
 
     def values(self, tokens: dict[str, str], date_label: str) -> dict[str, str]:
-        """`date_label`: the recipient's date in the subject (links: "date_short")."""
+        """`date_label`: the recipient's date in the subject (links: "date_short"). The
+        papers come as EncodedStr, their JSON spliced from the blocks' (a provider call's
+        JSON then copies rather than escapes them), when the tokens need no escaping."""
+        html, text = self.html.fill(tokens), self.text.fill(tokens)
+        if is_plain("".join(tokens.values())):
+            html = EncodedStr(html, f'"{self.html_json.fill(tokens)}"')
+            text = EncodedStr(text, f'"{self.text_json.fill(tokens)}"')
         return {
             "subject": dated_subject(self.subject, date_label),
             "preheader": self.preheader,
             "paper_count_label": self.count_label,
-            "papers_html": self.html.fill(tokens),
-            "papers_text": self.text.fill(tokens),
+            "papers_html": html,
+            "papers_text": text,
         }
 
 
@@ -354,12 +367,22 @@ PREHEADER_CHARS = 140
 def preheader_for(titles: tuple[str, ...]) -> str:
     """The hidden preview line: the titles, cut at 140 characters, HTML-escaped."""
     joined = "; ".join(titles)
+    # Truncator normalises (NFC) and counts characters from the start until it passes 140:
+    # when the titles and their head are both normalised already, a cut it makes inside the
+    # head is the cut it makes in the whole (it makes one there unless the head holds
+    # combining characters). Heads repeat (readers' first papers do), so the cut of a head is
+    # cached; Truncator costs tens of microseconds even for ASCII.
     head = joined[: PREHEADER_CHARS + 1]
-    if head.isascii():
-        # The same cut without normalising and counting all of a digest's titles: ASCII has
-        # no combining characters, and no character after these can change the first 140.
-        joined = head
-    return escape(Truncator(joined).chars(PREHEADER_CHARS))
+    if head != joined and unicodedata.is_normalized("NFC", head) and unicodedata.is_normalized("NFC", joined):
+        cut = _preheader_cut(head)
+        if cut != head:
+            return escape(cut)
+    return escape(_preheader_cut(joined))
+
+
+@lru_cache(maxsize=8192)
+def _preheader_cut(text: str) -> str:
+    return Truncator(text).chars(PREHEADER_CHARS)
 
 
 SUBJECT_CHARS = 70  # what an inbox shows of a subject on a phone, about
@@ -486,12 +509,20 @@ class DigestRenderer:
         blocks = self._paper_blocks(paper_ids, pool, topics_key, set(notes))
         html_notes = {note_field(pk): escape(note) for pk, note in notes.items()}
         text_notes = {note_field(pk): note for pk, note in notes.items()}
-        # Joined part by part (a reader of a personal shell costs one of these).
-        html, text = [""], [""]
+        html_json_notes = {name: escaped(note) for name, note in html_notes.items()}
+        text_json_notes = {name: escaped(note) for name, note in text_notes.items()}
+        # Joined part by part (a reader of a personal shell costs one of these), and so their
+        # JSON forms, from the blocks' escaped parts.
+        html, text, html_json, text_json = [""], [""], [""], [""]
         for n, block in enumerate(blocks, start=1):
-            _append(html, block.html.parts, html_notes)
-            text[-1] += f"\n{n}. " if n > 1 else "1. "
-            _append(text, block.text.parts, text_notes)
+            noted = block.paper_id in notes  # only then has it a field to fill here
+            _append(html, block.html.parts, html_notes, noted)
+            _append(html_json, block.html_json.parts, html_json_notes, noted)
+            number = f"\n{n}. " if n > 1 else "1. "
+            text[-1] += number
+            text_json[-1] += escaped(number)
+            _append(text, block.text.parts, text_notes, noted)
+            _append(text_json, block.text_json.parts, text_json_notes, noted)
         titles = tuple(b.title for b in blocks)
         subject = subject_for(kind, subject_topics(b.topics for b in blocks), len(paper_ids))
         preheader, label = preheader_for(titles), count_label(len(paper_ids))
@@ -505,7 +536,7 @@ class DigestRenderer:
         return PaperSection(
             paper_ids=paper_ids, subject=subject, preheader=preheader, count_label=label,
             html=MergeText(html), text=MergeText(text), tags=tags, inert=all(b.inert for b in blocks),
-            json_chars=json_chars,
+            json_chars=json_chars, html_json=MergeText(html_json), text_json=MergeText(text_json),
         )
 
     def _paper_blocks(self, paper_ids, pool, topic_ids, noted=frozenset()) -> list[PaperBlock]:
@@ -543,7 +574,7 @@ class DigestRenderer:
         context = paper_context(paper, shown, pool.sources.get(paper.pk), rank=pool.ranks.get(paper.pk))
         if noted:
             context["note"] = field(note_field(paper.pk))
-        html = css_inline.inline_fragment(render_to_string("emails/_digest_paper.html", context), css)
+        html = compact_styles(css_inline.inline_fragment(render_to_string("emails/_digest_paper.html", context), css))
         text = render_to_string("emails/_digest_paper.txt", context).strip() + "\n"
         html_text, text_text = MergeText.parse(html), MergeText.parse(text)
         fields = (len(html_text.parts) + len(text_text.parts)) // 2
@@ -554,6 +585,7 @@ class DigestRenderer:
             inert=html_text.inert_edges() and text_text.inert_edges(),
             json_chars=len(json.dumps("".join(html_text.parts[::2]))) + len(json.dumps("".join(text_text.parts[::2])))
             + fields * MAX_TOKEN_CHARS,
+            html_json=_escaped_literals(html_text), text_json=_escaped_literals(text_text),
         )
 
     def _shell(self, kind) -> tuple[str, str]:
@@ -583,9 +615,30 @@ class DigestRenderer:
         return self._shells[key]
 
 
-def _append(parts: list[str], more: list[str], fill: dict[str, str]) -> None:
-    """MergeText parts `more` added to `parts`, the fields in `fill` filled in."""
+# An inlined style attribute in a tag, as css-inline writes them: "margin: 0 0 8px;color: #5b5b66;".
+# Anchored on the tag's "<", which text never holds unescaped, so scraped text is never touched.
+_STYLE_ATTRIBUTE = re.compile(r'(<[A-Za-z][^<>]*?) style="([^"]*)"')
+
+
+def compact_styles(html: str) -> str:
+    """Inlined style attributes without the blank after each property name and the last
+    semicolon: the same declarations (CSS ignores both), some 3% fewer bytes of each paper in
+    every reader's merge values. None of the digest's CSS values holds ": "."""
+    return _STYLE_ATTRIBUTE.sub(lambda m: f'{m[1]} style="{m[2].replace(": ", ":").rstrip(";")}"', html)
+
+
+def _escaped_literals(text: MergeText) -> MergeText:
+    """`text` with its literal parts escaped for a JSON string, its fields kept."""
+    return MergeText([part if i % 2 else escaped(part) for i, part in enumerate(text.parts)])
+
+
+def _append(parts: list[str], more: list[str], fill: dict[str, str], filling: bool = True) -> None:
+    """MergeText parts `more` added to `parts`, the fields in `fill` filled in. `filling`
+    False: `more` has none of them (its fields are added as they are, without a look-up)."""
     parts[-1] += more[0]
+    if not filling:
+        parts.extend(more[1:])
+        return
     for i in range(1, len(more), 2):
         value = fill.get(more[i])
         if value is None:

@@ -9,14 +9,24 @@ The form is posted as multipart/form-data. Mailgun's send API takes the same for
 multipart, but requests urlencodes in pure Python, one byte at a time: a digest's ~40 KB of
 HTML and text cost about 4 ms per call that way, more than the rest of the call. As multipart
 the values are copied, not escaped. Only the encoding differs; every field is what Anymail built.
+
+The recipient-variables JSON is written by newsletter.encoded_json.dumps: json.dumps's very
+text, but a reader's papers (rendering.PaperSection.values) are copied from their encoding
+spliced from the blocks', not escaped again for each reader.
 """
 
 from anymail.backends import mailgun
+
+from newsletter import encoded_json
 
 from .base import PERCENT_TAGS, BareRecipients, DigestBackend
 
 
 class MailgunPayload(BareRecipients, mailgun.MailgunPayload):
+    def serialize_json(self, data):
+        encoded = encoded_json.dumps(data)
+        return encoded if encoded is not None else super().serialize_json(data)
+
     def get_request_params(self, api_url):
         params = super().get_request_params(api_url)
         fields = []
