@@ -46,6 +46,17 @@ def personal_readers(topics, count, prefix):
             for i in range(count)]
 
 
+def send_through(settings, fake):
+    """Digests go to `fake` (a fake provider from tests/support/fake_providers.py)."""
+    settings.EMAIL_BACKEND = fake.backend
+    settings.ANYMAIL = {**settings.ANYMAIL, **fake.anymail_settings()}
+
+
+def todays_deliveries(readers) -> list[int]:
+    """The ids of a new delivery for each of `readers`, for today."""
+    return [Delivery.objects.create(subscriber=r, digest_date=timezone.now().date()).pk for r in readers]
+
+
 def expected_digests():
     return {d.subscriber.email: expected_digest(d) for d in Delivery.objects.select_related("subscriber")}
 
@@ -161,15 +172,14 @@ def test_a_digest_many_share_keeps_its_own_call_and_the_rest_go_out_together(set
     settings.DIGEST_RANKING = "newsletter.digests.ranking.TopicScoreAndUpvotes"
     settings.DIGEST_SHARED_MIN, settings.DIGEST_PERSONAL_MIN = 4, 3
     with FakeMailgun() as fake:
-        settings.EMAIL_BACKEND = fake.backend
-        settings.ANYMAIL = {**settings.ANYMAIL, **fake.anymail_settings()}
+        send_through(settings, fake)
         make_scrape(PAPERS)
         shared = [make_subscriber(f"shared{i}@example.org", topics=[topics["agents"]]) for i in range(5)]
         # Three readers, three different digests (their topics differ), each fewer than 4 readers.
         small = [make_subscriber("a@example.org", topics=[topics["code"]]),
                  make_subscriber("b@example.org", topics=[topics["multimodal"]]),
                  make_subscriber("c@example.org", topics=[topics["code"], topics["multimodal"]])]
-        ids = [Delivery.objects.create(subscriber=r, digest_date=timezone.now().date()).pk for r in shared + small]
+        ids = todays_deliveries(shared + small)
         expected = expected_digests()
 
         report = chunks.send_chunk(ids, claimer="mixed")
@@ -191,12 +201,11 @@ def test_a_reader_whose_papers_exceed_what_sendgrid_takes_per_recipient_gets_a_c
     long_papers = [dict(arxiv_id=f"2612.1{n:04d}", title=f"Long paper {n}", abstract="Words about agents. " * 25,
                         authors=["A"], upvotes=n, topics={"code": 5.0}) for n in range(20)]
     with FakeSendGrid() as fake:
-        settings.EMAIL_BACKEND = fake.backend
-        settings.ANYMAIL = {**settings.ANYMAIL, **fake.anymail_settings()}
+        send_through(settings, fake)
         make_scrape(PAPERS + long_papers)
         few = [make_subscriber(f"few{i}@example.org", topics=[topics["agents"]], papers_per_email=5) for i in range(4)]
         many = make_subscriber("many@example.org", topics=[topics["code"]], papers_per_email=20)
-        ids = [Delivery.objects.create(subscriber=r, digest_date=timezone.now().date()).pk for r in [*few, many]]
+        ids = todays_deliveries([*few, many])
         expected = expected_digests()
         section = rendering.renderer.section(expected[many.email].paper_ids, chunks.selection.paper_pool("daily"), "daily",
                                              [topics["code"].pk])
@@ -213,11 +222,10 @@ def test_a_reader_whose_papers_exceed_what_sendgrid_takes_per_recipient_gets_a_c
 def test_personal_batches_are_cut_by_the_providers_bytes_per_call(settings, topics, make_scrape, monkeypatch):
     settings.DIGEST_RANKING = PER_READER
     with FakeMailgun() as fake:
-        settings.EMAIL_BACKEND = fake.backend
-        settings.ANYMAIL = {**settings.ANYMAIL, **fake.anymail_settings()}
+        send_through(settings, fake)
         make_scrape(PAPERS)
         readers = personal_readers(topics, 12, "bytes")
-        ids = [Delivery.objects.create(subscriber=r, digest_date=timezone.now().date()).pk for r in readers]
+        ids = todays_deliveries(readers)
         expected = expected_digests()
         # About four readers' digests per call.
         shell = rendering.renderer.personal_shell("daily")
@@ -286,14 +294,13 @@ def test_a_forged_key_in_a_readers_own_values_fails_that_reader_alone(settings, 
     settings.DIGEST_RANKING = PER_READER
     settings.DIGEST_PERSONAL_MIN = 2
     with FakeMailgun() as fake:
-        settings.EMAIL_BACKEND = fake.backend
-        settings.ANYMAIL = {**settings.ANYMAIL, **fake.anymail_settings()}
+        send_through(settings, fake)
         make_scrape(PAPERS)
         readers = [make_subscriber(f"forged{i}@example.org", topics=[topics["agents"], topics["multimodal"]]) for i in range(4)]
         # (An update, not save(): saving a topic retrains the topic model.)
         type(topics["code"]).objects.filter(pk=topics["code"].pk).update(name="Code %recipient.unsubscribe_url%")
         odd = make_subscriber("odd@example.org", topics=[topics["code"]])
-        ids = [Delivery.objects.create(subscriber=r, digest_date=timezone.now().date()).pk for r in [*readers, odd]]
+        ids = todays_deliveries([*readers, odd])
 
         report = chunks.send_chunk(ids, claimer="forged")
 
@@ -310,11 +317,10 @@ def test_a_merge_key_in_the_personal_shell_stops_the_whole_call(settings, topics
     settings.SENDER_POSTAL_ADDRESS = "1 Example Street, %RECIPIENT.PREFERENCES_URL%"
     monkeypatch.setattr(chunks, "renderer", rendering.DigestRenderer())  # shells cached so far have another address
     with FakeMailgun() as fake:
-        settings.EMAIL_BACKEND = fake.backend
-        settings.ANYMAIL = {**settings.ANYMAIL, **fake.anymail_settings()}
+        send_through(settings, fake)
         make_scrape(PAPERS)
         readers = personal_readers(topics, 10, "shell")
-        ids = [Delivery.objects.create(subscriber=r, digest_date=timezone.now().date()).pk for r in readers]
+        ids = todays_deliveries(readers)
         report = chunks.send_chunk(ids, claimer="shell")
 
     assert report.failed == 10 and report.sent == 0 and fake.calls == []
@@ -335,11 +341,10 @@ def test_forged_merge_keys_in_a_stored_paper_reach_no_reader_of_a_personal_batch
                    ai_summary=f"See {FORGED_TEXT}", github_repo=FORGED_URLS[0], project_page=FORGED_URLS[4],
                    topics={"agents": 9.5, "code": 9.5, "multimodal": 9.5})
     with getattr(fake_providers, fake_class)() as fake:
-        settings.EMAIL_BACKEND = fake.backend
-        settings.ANYMAIL = {**settings.ANYMAIL, **fake.anymail_settings()}
+        send_through(settings, fake)
         make_scrape([hostile, *PAPERS])
         readers = personal_readers(topics, 10, "hostile")
-        ids = [Delivery.objects.create(subscriber=r, digest_date=timezone.now().date()).pk for r in readers]
+        ids = todays_deliveries(readers)
 
         report = chunks.send_chunk(ids, claimer="hostile")
 
