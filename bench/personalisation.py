@@ -78,7 +78,7 @@ class Pair:
         from newsletter.personal.signals import reader_told_us
 
         self.taste = taste
-        # Its own address (the vote pages allow FEEDBACK_RATE_LIMIT votes a minute per address).
+        # Its own address, as readers have (votes are counted per reader, FEEDBACK_RATE_LIMIT).
         self.mailbox = Mailbox(ip=f"10.{rotation}.{number // 250}.{number % 250 + 1}")
         # Every other pair opted in to one paper from outside its topics.
         self.voter, self.twin = (

@@ -44,6 +44,11 @@ class AppSettings:
     DIGEST_PERSONAL_MIN = Setting(
         8, "...when a chunk has at least this many of them of one kind (daily, weekly); fewer each get their own call.",
     )
+    DIGEST_PERSONAL_CALL_BYTES = Setting(
+        4_000_000, "At most about this many bytes of merge values in one personal batch call (below the provider's own "
+        "limit): a worker holds each call's values two or three times over while it is built and sent, so this bounds its "
+        "memory (10 MB calls: ~350 MB a worker; 4 MB: ~280 MB). Smaller calls are just more of them.",
+    )
     DIGEST_RANKING = Setting(
         "newsletter.personal.ranking.PersonalRanking",
         "Dotted path of the class that orders each reader's papers (newsletter/digests/ranking.py); "
@@ -53,7 +58,8 @@ class AppSettings:
         3.0, "How far a reader's model (log-odds) moves a paper against ln(topic score x log2(2 + upvotes)).",
     )
     PERSONAL_TRAIN_BATCH = Setting(500, "Readers' models trained per batch (a handful of queries each).")
-    FEEDBACK_RATE_LIMIT = Setting("60/m", "Votes, undos and topic changes from one IP (django-ratelimit syntax).")
+    FEEDBACK_RATE_LIMIT = Setting("60/m", "Votes, undos and topic changes by one reader (django-ratelimit syntax).")
+    FEEDBACK_BAD_TOKEN_RATE_LIMIT = Setting("30/m", "Vote pages asked for with a bad token from one IP, before they are refused with 429.")
 
     # --- What readers tell us on their preferences page (subscriptions/reading.py) ----------
     # Bounds on what one preferences link can store: the link is the only credential.

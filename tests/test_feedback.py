@@ -125,7 +125,8 @@ def test_rating_the_rest_of_the_digest_and_undo(received):
     assert set(Vote.objects.values_list("paper__arxiv_id", flat=True)) == {"2611.40001", "2611.40004"}
 
 
-def test_tokens_for_another_subscriber_or_paper_are_refused(received, topics):
+def test_tokens_for_another_subscriber_or_paper_are_refused(received, topics, settings):
+    settings.FEEDBACK_BAD_TOKEN_RATE_LIMIT = "1000/m"  # every forgery below, from one address
     reader, _, html, _ = received
     token = path_of(vote_links(html)[0][1]).split("/")[2]
     target = feedback_tokens.read(token)
@@ -201,7 +202,7 @@ def test_the_web_copy_carries_no_working_vote_link(received):
     assert not Vote.objects.exists()
 
 
-def test_votes_are_rate_limited_per_ip(received, settings):
+def test_votes_are_rate_limited_per_reader_not_per_address(received, settings):
     settings.FEEDBACK_RATE_LIMIT = "2/m"
     _, _, html, _ = received
     urls = [path_of(url) for label, url in vote_links(html) if label == "More like this"]
@@ -209,6 +210,31 @@ def test_votes_are_rate_limited_per_ip(received, settings):
     statuses = [client.post(url).status_code for url in urls[:3]]
     assert statuses == [303, 303, 429]
     assert Vote.objects.count() == 2
-    # Looking stays possible; another address can still vote.
+    # Looking stays possible; from another address the same reader is still over the limit.
     assert client.get(urls[3]).status_code == 200
-    assert Client(REMOTE_ADDR="198.51.100.4").post(urls[3]).status_code == 303
+    assert Client(REMOTE_ADDR="198.51.100.4").post(urls[3]).status_code == 429
+    assert Vote.objects.count() == 2
+
+
+def test_readers_behind_one_address_each_have_their_own_allowance(received, settings):
+    """An office or a carrier's NAT: many readers, one address."""
+    settings.FEEDBACK_RATE_LIMIT = "2/m"
+    same_address = Client(REMOTE_ADDR="203.0.113.9")
+    assert len(mail.outbox) == 2
+    for message in mail.outbox:
+        html = parsed(message).get_body(preferencelist=("html",)).get_content()
+        urls = [path_of(url) for label, url in vote_links(html) if label == "More like this"]
+        assert [same_address.post(url).status_code for url in urls[:3]] == [303, 303, 429]
+    assert Vote.objects.count() == 4
+
+
+def test_bad_tokens_are_refused_and_counted_per_address(received, settings):
+    settings.FEEDBACK_BAD_TOKEN_RATE_LIMIT = "3/m"
+    _, _, html, _ = received
+    good = path_of(vote_links(html)[0][1])
+    forged = good.replace(good.split("/")[2], good.split("/")[2][:-4] + "AAAA")
+    prober = Client(REMOTE_ADDR="203.0.113.66")
+    assert [prober.post(forged).status_code for _ in range(4)] == [400, 400, 400, 429]
+    assert prober.get(forged).status_code == 429
+    assert Client(REMOTE_ADDR="198.51.100.4").get(forged).status_code == 400
+    assert not Vote.objects.exists()

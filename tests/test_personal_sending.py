@@ -219,7 +219,9 @@ def test_a_reader_whose_papers_exceed_what_sendgrid_takes_per_recipient_gets_a_c
         assert_own_digest(expected[message.to], message.subject, message.text, message.html)
 
 
-def test_personal_batches_are_cut_by_the_providers_bytes_per_call(settings, topics, make_scrape, monkeypatch):
+@pytest.mark.parametrize("limit", ["provider", "memory"])
+def test_personal_batches_are_cut_by_the_providers_bytes_per_call_and_the_memory_budget(limit, settings, topics, make_scrape,
+                                                                                       monkeypatch):
     settings.DIGEST_RANKING = PER_READER
     with FakeMailgun() as fake:
         send_through(settings, fake)
@@ -231,7 +233,10 @@ def test_personal_batches_are_cut_by_the_providers_bytes_per_call(settings, topi
         shell = rendering.renderer.personal_shell("daily")
         one = rendering.renderer.section(expected[readers[0].email].paper_ids, chunks.selection.paper_pool("daily"), "daily")
         per_copy = sum(map(len, shell.html.parts + shell.text.parts)) + one.json_chars + outbox._OWN_VALUES_CHARS
-        monkeypatch.setattr(registry.backend_class("mailgun"), "max_call_bytes", int(per_copy * 4.5))
+        if limit == "provider":
+            monkeypatch.setattr(registry.backend_class("mailgun"), "max_call_bytes", int(per_copy * 4.5))
+        else:  # the smaller of the two counts
+            settings.DIGEST_PERSONAL_CALL_BYTES = int(per_copy * 4.5)
         report = chunks.send_chunk(ids, claimer="bytes")
 
     assert report.sent == 12 and 3 <= report.calls <= 4 and all(len(c.recipients) <= 5 for c in fake.calls)

@@ -176,16 +176,16 @@ class ChunkRun:
             for digest, recipients in shared.items():
                 self._send_shared(outbox, digest, recipients, pools[digest.kind], contents[digest.paper_ids])
             for kind, copies in personal.items():
-                self._send_personal(outbox, kind, copies, contents)
+                self._send_personal(outbox, kind, copies, pools[kind], contents)
             self.flush()
 
     def _plan(self, outbox: Outbox, groups, pools) -> tuple[dict, dict]:
-        """(digest -> its recipients, for calls of their own; kind -> [(recipient, their
-        PaperSection)], for personal batches). A digest few readers share costs a call of its
-        own for only a few messages: when a chunk has many such, their readers go out together,
-        each with their papers as merge values (a provider call then carries many different
-        digests). A few of them keep a call each, as do readers whose papers are more than
-        the provider takes as one recipient's values."""
+        """(digest -> its recipients, for calls of their own; kind -> [((recipient, digest),
+        JSON chars of their values)], for personal batches). A digest few readers share costs
+        a call of its own for only a few messages: when a chunk has many such, their readers go
+        out together, each with their papers as merge values (a provider call then carries
+        many different digests). A few of them keep a call each, as do readers whose papers
+        are more than the provider takes as one recipient's values."""
         small = defaultdict(list)
         for digest, recipients in groups.items():
             if len(recipients) < app_settings.DIGEST_SHARED_MIN:
@@ -197,9 +197,9 @@ class ChunkRun:
                 continue
             copies = []
             for digest in digests:
-                section = renderer.section(digest.paper_ids, pools[kind], kind, digest.topic_ids, dict(digest.notes))
-                if outbox.takes_personal(section):
-                    copies.extend((recipient, section) for recipient in shared.pop(digest))
+                chars = renderer.section_json_chars(digest.paper_ids, pools[kind], kind, digest.topic_ids, dict(digest.notes))
+                if outbox.takes_personal(chars):
+                    copies.extend(((recipient, digest), chars) for recipient in shared.pop(digest))
             if copies:
                 personal[kind] = copies
         return shared, personal
@@ -211,19 +211,28 @@ class ChunkRun:
             self._call(outbox, recipients[start : start + outbox.slice_size], lambda batch: outbox.send(rendered, batch),
                        content_of, lambda batch: digest.paper_ids)
 
-    def _send_personal(self, outbox: Outbox, kind: str, copies, contents) -> None:
+    def _send_personal(self, outbox: Outbox, kind: str, copies, pool, contents) -> None:
+        """`copies` (from _plan) in personal batches. Each call's sections are built for it
+        and dropped after it: a chunk's all at once held about 70 MB (a thousand readers'
+        papers, as text and as JSON) through every call."""
         shell = renderer.personal_shell(kind)
-        section_of = {recipient.delivery_id: section for recipient, section in copies}
-        content_of = {recipient.delivery_id: contents[section.paper_ids] for recipient, section in copies}
-
-        def send(batch):
-            return outbox.send_personal(shell, [(r, section_of[r.delivery_id]) for r in batch])
+        digest_of = {recipient.delivery_id: digest for (recipient, digest), _ in copies}
+        content_of = {pk: contents[digest.paper_ids] for pk, digest in digest_of.items()}
 
         def papers_of(batch):
-            return tuple(sorted({pk for r in batch for pk in section_of[r.delivery_id].paper_ids}))
+            return tuple(sorted({pk for r in batch for pk in digest_of[r.delivery_id].paper_ids}))
 
         for batch in outbox.personal_slices(shell, copies):
+            sections = {}
+            for _, digest in batch:
+                if digest not in sections:
+                    sections[digest] = renderer.section(digest.paper_ids, pool, kind, digest.topic_ids, dict(digest.notes))
+
+            def send(recipients, sections=sections):
+                return outbox.send_personal(shell, [(r, sections[digest_of[r.delivery_id]]) for r in recipients])
+
             self._call(outbox, [recipient for recipient, _ in batch], send, content_of, papers_of)
+            del sections, send
 
     def _call(self, outbox: Outbox, batch: list[Recipient], send, content_of: dict[int, int], papers_of) -> None:
         """`send(batch)`: one provider call (or one-by-one sending), recorded. Recipients whose

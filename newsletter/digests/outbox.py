@@ -164,21 +164,22 @@ class Outbox:
 
     # --- personal batches -----------------------------------------------------------------
 
-    def takes_personal(self, section: PaperSection) -> bool:
-        """Whether a reader of `section` fits in a personal batch: one recipient's merge
-        values may be capped (SendGrid: 50,000 bytes of substitutions)."""
+    def takes_personal(self, json_chars: int) -> bool:
+        """Whether a reader whose papers come to `json_chars` (PaperSection.json_chars) fits in
+        a personal batch: one recipient's merge values may be capped (SendGrid: 50,000 bytes
+        of substitutions)."""
         limit = self.capability.max_recipient_values_bytes
-        return limit is None or section.json_chars + _OWN_VALUES_CHARS <= limit
+        return limit is None or json_chars + _OWN_VALUES_CHARS <= limit
 
-    def personal_slices(self, shell: RenderedDigest, copies: list) -> list[list]:
-        """`copies` ([(recipient, PaperSection)]) cut into calls of at most slice_size
-        recipients and the provider's bytes per call (each copy counted with the whole shell,
-        as Postmark gets it)."""
-        limit = self.capability.max_call_bytes
+    def personal_slices(self, shell: RenderedDigest, sized: list) -> list[list]:
+        """`sized` ([(copy, JSON chars of its papers)]) cut into calls (lists of copies) of at
+        most slice_size recipients and the provider's bytes per call (each copy counted with
+        the whole shell, as Postmark gets it), and at most DIGEST_PERSONAL_CALL_BYTES (memory)."""
+        limit = min(filter(None, (self.capability.max_call_bytes, app_settings.DIGEST_PERSONAL_CALL_BYTES)), default=None)
         shell_chars = sum(len(part) for part in (*shell.html.parts, *shell.text.parts))
         slices, current, size = [], [], 0
-        for copy in copies:
-            chars = shell_chars + copy[1].json_chars + _OWN_VALUES_CHARS
+        for copy, json_chars in sized:
+            chars = shell_chars + json_chars + _OWN_VALUES_CHARS
             if current and (len(current) >= self.slice_size or (limit and size + chars > limit)):
                 slices.append(current)
                 current, size = [], 0

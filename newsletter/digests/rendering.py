@@ -30,6 +30,7 @@ import unicodedata
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import quote
 
 import css_inline
@@ -427,6 +428,23 @@ def subject_topics(topics_per_paper) -> tuple[str, ...]:
 # --- the renderer ---------------------------------------------------------------------------
 
 
+class _SectionOwn(NamedTuple):
+    """What a section is made of before it is joined: its blocks, notes, subject, preheader,
+    count and how much its values add to a call as JSON."""
+
+    paper_ids: tuple[int, ...]
+    blocks: list
+    noted: frozenset
+    html_notes: dict[str, str]
+    text_notes: dict[str, str]
+    subject: str
+    preheader: str
+    count_label: str
+    texts: tuple[str, ...]  # its own short texts (subject, preheader, count, notes)
+    json_chars: int
+
+
+
 class DigestRenderer:
     """Per-process caches: paper blocks per scrape pool and topics shown (each in two variants:
     without a note, and with its note as a field), page shells per kind, whole shared digests
@@ -503,41 +521,51 @@ class DigestRenderer:
     def section(self, paper_ids, pool, kind: str, topic_ids=None, notes=None) -> PaperSection:
         """One digest's papers, subject, preheader and count (see PaperSection): the same
         arguments as render(), assembled from the cached blocks by joining strings."""
+        own = self._section_own(paper_ids, pool, kind, topic_ids, notes)
+        html_json_notes = {name: escaped(note) for name, note in own.html_notes.items()}
+        text_json_notes = {name: escaped(note) for name, note in own.text_notes.items()}
+        # Joined part by part (a reader of a personal shell costs one of these), and so their
+        # JSON forms, from the blocks' escaped parts.
+        html, text, html_json, text_json = [""], [""], [""], [""]
+        for n, block in enumerate(own.blocks, start=1):
+            noted = block.paper_id in own.noted  # only then has it a field to fill here
+            _append(html, block.html.parts, own.html_notes, noted)
+            _append(html_json, block.html_json.parts, html_json_notes, noted)
+            number = f"\n{n}. " if n > 1 else "1. "
+            text[-1] += number
+            text_json[-1] += escaped(number)
+            _append(text, block.text.parts, own.text_notes, noted)
+            _append(text_json, block.text_json.parts, text_json_notes, noted)
+        tags = merge_tags("\n".join(own.texts))
+        for block in own.blocks:
+            if block.tags:
+                tags.update(block.tags)
+        return PaperSection(
+            paper_ids=own.paper_ids, subject=own.subject, preheader=own.preheader, count_label=own.count_label,
+            html=MergeText(html), text=MergeText(text), tags=tags, inert=all(b.inert for b in own.blocks),
+            json_chars=own.json_chars, html_json=MergeText(html_json), text_json=MergeText(text_json),
+        )
+
+    def section_json_chars(self, paper_ids, pool, kind: str, topic_ids=None, notes=None) -> int:
+        """section(...).json_chars without joining anything: what a reader of it adds to a
+        provider call, known before their section is built (a chunk's sections are built a
+        call at a time)."""
+        return self._section_own(paper_ids, pool, kind, topic_ids, notes).json_chars
+
+    def _section_own(self, paper_ids, pool, kind, topic_ids, notes) -> "_SectionOwn":
         paper_ids = tuple(paper_ids)
         notes = {pk: note_text(note) for pk, note in (notes or {}).items() if note and pk in paper_ids}
         topics_key = None if topic_ids is None else tuple(sorted(set(topic_ids)))
         blocks = self._paper_blocks(paper_ids, pool, topics_key, set(notes))
         html_notes = {note_field(pk): escape(note) for pk, note in notes.items()}
         text_notes = {note_field(pk): note for pk, note in notes.items()}
-        html_json_notes = {name: escaped(note) for name, note in html_notes.items()}
-        text_json_notes = {name: escaped(note) for name, note in text_notes.items()}
-        # Joined part by part (a reader of a personal shell costs one of these), and so their
-        # JSON forms, from the blocks' escaped parts.
-        html, text, html_json, text_json = [""], [""], [""], [""]
-        for n, block in enumerate(blocks, start=1):
-            noted = block.paper_id in notes  # only then has it a field to fill here
-            _append(html, block.html.parts, html_notes, noted)
-            _append(html_json, block.html_json.parts, html_json_notes, noted)
-            number = f"\n{n}. " if n > 1 else "1. "
-            text[-1] += number
-            text_json[-1] += escaped(number)
-            _append(text, block.text.parts, text_notes, noted)
-            _append(text_json, block.text_json.parts, text_json_notes, noted)
-        titles = tuple(b.title for b in blocks)
         subject = subject_for(kind, subject_topics(b.topics for b in blocks), len(paper_ids))
-        preheader, label = preheader_for(titles), count_label(len(paper_ids))
-        own = [subject, preheader, label, *html_notes.values(), *text_notes.values()]
-        tags = merge_tags("\n".join(own))
-        for block in blocks:
-            if block.tags:
-                tags.update(block.tags)
+        preheader, label = preheader_for(tuple(b.title for b in blocks)), count_label(len(paper_ids))
+        texts = (subject, preheader, label, *html_notes.values(), *text_notes.values())
         # JSON escapes at most double a character of this short text (or make it \uXXXX).
-        json_chars = sum(b.json_chars for b in blocks) + sum(6 * len(v) + 2 for v in own)
-        return PaperSection(
-            paper_ids=paper_ids, subject=subject, preheader=preheader, count_label=label,
-            html=MergeText(html), text=MergeText(text), tags=tags, inert=all(b.inert for b in blocks),
-            json_chars=json_chars, html_json=MergeText(html_json), text_json=MergeText(text_json),
-        )
+        json_chars = sum(b.json_chars for b in blocks) + sum(6 * len(v) + 2 for v in texts)
+        return _SectionOwn(paper_ids, blocks, frozenset(notes), html_notes, text_notes, subject, preheader, label,
+                           texts, json_chars)
 
     def _paper_blocks(self, paper_ids, pool, topic_ids, noted=frozenset()) -> list[PaperBlock]:
         """Each paper's block, in order, showing its topics among `topic_ids`, with a note

@@ -12,7 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
-from django_ratelimit.decorators import ratelimit
+from django_ratelimit.core import is_ratelimited
 
 from newsletter.app_settings import app_settings
 from newsletter.models import DigestItem, Paper, PaperTopicScore, Vote
@@ -27,8 +27,11 @@ ACTIONS = {"more": Vote.MORE, "less": Vote.LESS}
 PAGE_HEADERS = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
 
 
-def _rate(group, request):
-    return app_settings.FEEDBACK_RATE_LIMIT
+def _too_many(request, group: str, key, rate: str) -> bool:
+    """`key`: django-ratelimit's ("ip": the client's address, as the sign-up form counts it),
+    or a string to count by."""
+    return is_ratelimited(request, group=group, key=key if key == "ip" else (lambda group, request: key), rate=rate,
+                          increment=True)
 
 
 def _see_other(url: str) -> HttpResponseRedirect:
@@ -45,28 +48,36 @@ def _with_headers(response):
 
 
 def _target_or_answer(request, token):
-    """(target, None), or (None, the page to answer with) for the web copy or a bad token."""
+    """(target, None), or (None, the page to answer with) for the web copy or a bad token.
+    Bad tokens are counted per IP (FEEDBACK_BAD_TOKEN_RATE_LIMIT): guessing gains nothing
+    from an HMAC, but nobody needs to try many."""
     if token == tokens.WEB_COPY:
         messages.info(request, "Rate papers from the digest in your inbox, or ask for your preferences link here.")
         return None, redirect("subscriptions:email_preferences_link")
     try:
         return tokens.read(token), None
     except tokens.InvalidFeedbackToken:
+        if _too_many(request, "feedback-bad-token", "ip", app_settings.FEEDBACK_BAD_TOKEN_RATE_LIMIT):
+            return None, render(request, "subscriptions/rate_limited.html", status=429)
         return None, render(request, "subscriptions/invalid_link.html", {"what": "feedback"}, status=400)
 
 
 def feedback_page(*methods):
-    """A page behind a feedback token: never cached, only `methods`, POSTs rate-limited per IP;
-    the view gets the token's target (a bad token or the web copy's never reach it)."""
+    """A page behind a feedback token: never cached, only `methods`; the view gets the token's
+    target (a bad token or the web copy's never reach it). POSTs are counted per reader
+    (FEEDBACK_RATE_LIMIT), after the token was checked: the token is the credential, so no
+    one can spend another reader's allowance, and readers behind one address (an office, a
+    campus, a carrier's NAT) do not share one."""
 
     def decorate(view):
         @never_cache
         @require_http_methods(list(methods))
-        @ratelimit(key="ip", rate=_rate, method="POST", block=False, group="feedback")
         @wraps(view)
         def page(request, token, **kwargs):
             target, answer = _target_or_answer(request, token)
-            if answer is None and request.method == "POST" and getattr(request, "limited", False):
+            if answer is None and request.method == "POST" and _too_many(
+                request, "feedback", str(target.delivery.subscriber_id), app_settings.FEEDBACK_RATE_LIMIT
+            ):
                 answer = render(request, "subscriptions/rate_limited.html", status=429)
             return _with_headers(answer if answer is not None else view(request, token, target, **kwargs))
 

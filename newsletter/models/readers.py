@@ -68,6 +68,9 @@ class SeedPaper(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [models.UniqueConstraint(fields=["subscriber", "arxiv_id"], name="seed_paper_once")]
+        # Every scrape links the stored papers readers named before (seed_papers.link_stored):
+        # a look-up by arXiv id among the unlinked ones, not a scan of everyone's seeds.
+        indexes = [models.Index(fields=["arxiv_id"], condition=models.Q(paper__isnull=True), name="seed_paper_unlinked")]
 
     def __str__(self):
         return self.arxiv_id

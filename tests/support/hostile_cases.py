@@ -1289,3 +1289,75 @@ def case_scraped_fields_in_archive_and_feeds(http, world):
 
 
 CASES += [case_scraped_fields_in_archive_and_feeds]
+
+
+# --- "More like this" / "Less like this" (issue 11) ---------------------------------------------
+
+
+def case_vote_links(http, world):
+    """Vote links: the reader's own link shows a button and records nothing until a POST with
+    its CSRF token; forged, truncated, cross-reader and cross-paper tokens are refused on every
+    vote route; bad tokens from one address are cut off (429); PUT and DELETE are refused."""
+    from django.core.signing import Signer
+
+    from newsletter.feedback import tokens as feedback_tokens
+    from newsletter.models import Delivery, Paper, Vote
+
+    results = []
+    victim, other = world.victim, world.other
+    sent = Delivery.objects.filter(status=Delivery.Status.SENT)  # earlier cases may have sent them today's
+    mine = sent.filter(subscriber=victim).first() or _sent_delivery(victim, f"Victim's paper {_tag()}")
+    theirs = sent.filter(subscriber=other).first() or _sent_delivery(other, f"Other's paper {_tag()}")
+    paper = mine.content.items.first().paper
+    their_paper = theirs.content.items.exclude(paper__in=mine.content.items.values("paper")).first().paper
+    good = feedback_tokens.make(victim.pk, mine.pk, paper.pk)
+    ids, _, signature = good.partition(":")
+
+    def votes():
+        return sorted(Vote.objects.filter(subscriber__in=[victim, other]).values_list("subscriber_id", "paper_id", "value"))
+
+    before = votes()
+    shown = http.request("GET", f"/feedback/{good}/more/", source_ip="127.0.2.200")
+    results.append(("GET on a reader's own vote link shows a button and records nothing",
+                    shown.status == 200 and "More like this" in shown.body and votes() == before))
+    no_csrf = http.request("POST", f"/feedback/{good}/more/", data={}, source_ip="127.0.2.200")
+    results.append(("a vote POST without its CSRF token is refused (403), nothing recorded", no_csrf.status == 403 and votes() == before))
+    for method in ("PUT", "DELETE"):
+        answer = http.request(method, f"/feedback/{good}/more/", source_ip="127.0.2.200")
+        # Refused by the CSRF middleware (403) or, past it, by the view (405).
+        with_csrf = http.request(method, f"/feedback/{good}/more/", csrf=True, source_ip="127.0.2.200")
+        results.append((f"{method} on a vote link is refused (403 / 405)",
+                        {answer.status, with_csrf.status} <= {403, 405} and votes() == before))
+
+    variants = {
+        "truncated": good[:-6],
+        "tampered signature": f"{ids}:{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
+        "the other reader's id with this signature": f"{other.pk}.{mine.pk}.{paper.pk}:{signature}",
+        "this reader's token naming the other's delivery": feedback_tokens.make(victim.pk, theirs.pk, paper.pk),
+        "the other reader's token naming this reader's delivery": feedback_tokens.make(other.pk, mine.pk, paper.pk),
+        "a well-signed token for a paper not in the digest": feedback_tokens.make(victim.pk, mine.pk, their_paper.pk),
+        "signed with another key": Signer(key="not-the-key", salt="newsletter.feedback.vote").sign(ids),
+        "an unsubscribe token": tokens.make_token(victim, tokens.UNSUBSCRIBE),
+        "a delivery that does not exist": feedback_tokens.make(victim.pk, Delivery.objects.order_by("-pk")[0].pk + 1000, paper.pk),
+        "huge": "9" * 4000,
+        "non-ASCII digits": "%C2%B2.1.1:" + signature,
+    }
+    for n, (name, token) in enumerate(variants.items()):
+        source = f"127.0.2.{n + 1}"  # loopback (the script binds it); the per-address limit is checked below
+        answers = [http.request(method, route.format(token), csrf=True, source_ip=source).status
+                   for method, route in (("GET", "/feedback/{}/more/"), ("GET", "/feedback/{}/"), ("POST", "/feedback/{}/less/"),
+                                         ("POST", "/feedback/{}/undo/"), ("POST", "/feedback/{}/not-interested/"))]
+        results.append((f"vote routes with {name} token: 400 on each, nothing recorded", answers == [400] * 5 and votes() == before))
+
+    prober = "127.0.2.99"
+    answers = [http.request("GET", f"/feedback/{variants['tampered signature']}/", source_ip=prober).status for _ in range(31)]
+    results.append(("31 bad vote tokens from one address a minute: 400s, then 429", answers[0] == 400 and answers[-1] == 429
+                    and set(answers) == {400, 429} and votes() == before))
+
+    cast = http.request("POST", f"/feedback/{good}/more/", csrf=True, source_ip="127.0.2.200")
+    results.append(("the reader's own vote, posted from the page, counts once",
+                    cast.status == 303 and votes() == sorted(before + [(victim.pk, paper.pk, Vote.MORE)])))
+    return results
+
+
+CASES += [case_vote_links]
