@@ -56,7 +56,7 @@ import django  # noqa: E402
 django.setup()
 
 from tests.support.personal import (  # noqa: E402
-    DAYS, Mailbox, Taste, arxiv_ids_in, day_papers, load_day, notes_in, plain_text, sim_times, tastes,
+    DAYS, Mailbox, Taste, arxiv_ids_in, day_papers, load_day, note_kind, notes_in, plain_text, sim_times, tastes,
 )
 from tests.support.seeding import make_subscriber  # noqa: E402
 
@@ -162,8 +162,7 @@ def simulate(rotation: int, count: int, votes_per_day: int, after: int, results:
                 row["candidates"].append(len(shown))
             if message:
                 for arxiv_id, note in notes_in(plain_text(message)).items():
-                    kind = note.split(":")[0]
-                    results["notes"][kind].append((likes(arxiv_id), papers[arxiv_id].title, note))
+                    results["notes"][note_kind(note)].append((likes(arxiv_id), pair.taste.kind, papers[arxiv_id].title, note))
                 results["notes"]["papers"].append(len(voter_ids))
                 choices = {a: "more" if likes(a) else "less" for a in voter_ids[:votes_per_day]}
                 done = pair.mailbox.vote(plain_text(message), choices)
@@ -263,20 +262,30 @@ def print_results(results: dict, after: int, votes_per_day: int) -> None:
                   + f" {mean(every['voter']) - mean(every['twin']):+7.3f} {mean(every['twin']) - mean(every['today']):+10.3f} {mean(every['candidates']):6.1f}")
 
 
-def print_notes(notes: dict) -> None:
+def print_notes(notes: dict, examples: int = 4) -> None:
+    """Each kind of note: how many papers carry it, how many of those are to the reader's
+    taste (overall and per taste), and a few of them."""
+    from newsletter.personal.reasons import PREFIXES
+
     papers = sum(notes.get("papers", ()))
     if not papers:
         return
     print(f"\nnotes on the voting readers' {papers} papers (every other pair opted in to the outside slot):")
-    for kind in ("Because you liked", "Follows", "Outside your topics"):
+    kinds = [note_kind(prefix) for prefix in PREFIXES]
+    width = max(map(len, kinds))
+    for kind in kinds:
         rows = notes.get(kind, [])
-        liked = sum(1 for like, _, _ in rows if like)
-        print(f"  {kind:20s} {len(rows):5d} papers ({len(rows) / papers:5.1%}), {liked / len(rows) if rows else 0:5.1%} of them to the reader's taste")
-    examples = notes.get("Because you liked", [])[:: max(1, len(notes.get("Because you liked", [])) // 4)][:4]
-    for _, title, note in examples:
-        print(f"    {title[:70]!r:74s} <- {note[:90]}")
-
-
+        liked = sum(1 for like, *_ in rows if like)
+        by_taste = " ".join(
+            f"{taste} {sum(1 for like, t, *_ in rows if t == taste and like)}/{sum(1 for _, t, *_ in rows if t == taste)}"
+            for taste in KINDS
+        )
+        print(f"  {kind:{width}s} {len(rows):5d} papers ({len(rows) / papers:5.1%}), "
+              f"{liked / len(rows) if rows else 0:5.1%} of them to the reader's taste ({by_taste})")
+    for kind in kinds:
+        rows = notes.get(kind, [])
+        for like, taste, title, note in rows[:: max(1, len(rows) // examples)][:examples]:
+            print(f"    {taste:9s} {'+' if like else '-'} {title[:62]!r:66s} <- {note[:80]}")
 def print_learners(out: dict, votes: int) -> None:
     print(f"\nthe learner alone: each held-out day's candidates ordered after {votes} random votes on the other days (p@5)")
     print(f"{'learner':10s} {'taste':10s} {'n':>4s} {'today':>7s} {'model':>7s} {'blend':>7s} {'best':>7s}")

@@ -21,7 +21,7 @@ from newsletter.personal.signals import reader_told_us
 from newsletter.tasks.digests import dispatch_now
 
 from .helpers import make_subscriber
-from .support.personal import Mailbox, arxiv_ids_in, plain_text
+from .support.personal import Mailbox, arxiv_ids_in, notes_in, plain_text
 
 TODAY = "newsletter.digests.ranking.TopicScoreAndUpvotes"
 PERSONAL = "newsletter.personal.ranking.PersonalRanking"
@@ -232,6 +232,92 @@ def pool_id(n) -> int:
     from newsletter.models import Paper
 
     return Paper.objects.get(arxiv_id=ids(n)[0]).pk
+
+
+# --- the reason shown: what moved the paper up -----------------------------------------------
+
+CODE = {"github_repo": "https://github.com/example/code"}
+
+
+def voted(reader, votes, committed) -> None:
+    """`votes`: paper number -> 1 ("More like this") or -1, then trained as after a vote."""
+    with committed():
+        for n, value in votes.items():
+            Vote.objects.create(subscriber=reader, paper_id=pool_id(n), value=value)
+        reader_told_us(reader.pk)
+
+
+def test_a_reader_who_liked_papers_with_code_is_told_so_not_of_an_unrelated_liked_paper(settings, topics, make_scrape, background, committed):
+    now = timezone.now()
+    # Liked: a robot and a speech paper with code; not liked: the same subjects without.
+    make_scrape([paper(1, *ROBOT[0], 40, **CODE), paper(2, *SPEECH[0], 30, **CODE), paper(3, *ROBOT[1], 20), paper(4, *SPEECH[1], 10)],
+                started_at=now - timedelta(days=1))
+    reader = make_subscriber("code@example.org", topics=[topics["agents"], topics["code"]])
+    voted(reader, {1: 1, 2: 1, 3: -1, 4: -1}, committed)
+    protein, forecast = FILLER[3], FILLER[11]
+    make_scrape([paper(11, *protein, 30, **CODE), paper(12, *forecast, 20, **CODE), paper(13, *ROBOT[2], 10)], started_at=now - timedelta(hours=1))
+
+    chosen, pool = choose([reader], PERSONAL, settings)
+    assert arxiv(chosen[0])[:2] == ids(11, 12)
+    # The unrelated papers with code say so; the robot paper without reads like a liked one.
+    assert chosen[0].notes == {pool_id(11): "Has code, like papers you liked", pool_id(12): "Has code, like papers you liked",
+                               pool_id(13): f"Because you liked: {ROBOT[0][0]}"}
+
+    # The notes come with the papers in the email.
+    dispatch_now(ignore_hour=True)
+    [message] = [m for m in mail.outbox if m.to == [reader.email]]
+    assert notes_in(plain_text(message))[ids(11)[0]] == "Has code, like papers you liked"
+
+
+def test_a_paper_that_reads_like_a_liked_one_names_it_and_one_the_model_disfavours_has_no_note(settings, topics, make_scrape, background, committed):
+    now = timezone.now()
+    # Liked: a robot and a speech paper; not liked: two on quantisation (all in one topic).
+    make_scrape([
+        paper(1, *ROBOT[0], 40), paper(2, *SPEECH[0], 30),
+        paper(3, *FILLER[4], 20), paper(4, "Four-bit quantisation of language models", "Quantised weights speed up inference on small devices.", 10),
+    ], started_at=now - timedelta(days=1))
+    reader = make_subscriber("words@example.org", topics=[topics["agents"], topics["code"]])
+    voted(reader, {1: 1, 2: 1, 3: -1, 4: -1}, committed)
+    make_scrape([
+        paper(11, *ROBOT[2], 10), paper(12, *SPEECH[2], 10),
+        # About what the reader did not like (its many upvotes do not make up for it).
+        paper(13, "Quantised inference of language models on phones", "Four-bit quantised weights make inference fast on small devices.", 90),
+    ], started_at=now - timedelta(hours=1))
+
+    chosen, pool = choose([reader], PERSONAL, settings)
+    assert arxiv(chosen[0]) == ids(11, 12, 13)  # the model moved the last one down
+    assert chosen[0].notes == {pool_id(11): f"Because you liked: {ROBOT[0][0]}", pool_id(12): f"Because you liked: {SPEECH[0][0]}"}
+
+
+def test_a_model_stored_in_the_old_format_still_ranks_names_no_liked_paper_and_is_retrained(settings, topics, make_scrape, background, committed):
+    import importlib
+
+    from django.apps import apps
+
+    now = timezone.now()
+    make_scrape([paper(1, *ROBOT[0], 40), paper(2, *SPEECH[0], 30)], started_at=now - timedelta(days=1))
+    reader = make_subscriber("old@example.org", topics=[topics["agents"]])
+    voted(reader, {1: 1, 2: -1}, committed)
+    make_scrape([paper(11, *SPEECH[2], 90), paper(12, *ROBOT[2], 10)], started_at=now - timedelta(hours=1))
+    chosen, _ = choose([reader], PERSONAL, settings)
+    assert arxiv(chosen[0]) == ids(12, 11) and chosen[0].notes == {pool_id(12): f"Because you liked: {ROBOT[0][0]}"}
+
+    # As format 1 stored it: the same weights, an exemplar of what the model favoured.
+    profile = ReaderProfile.objects.get(subscriber=reader)
+    old = {**profile.model, "format": 1}
+    old["likes"] = {**old["likes"], "w": profiles.pack([7, 8], [0.6, 0.8]), "sizes": [2]}
+    ReaderProfile.objects.filter(pk=profile.pk).update(model=old)
+    stored = profiles.StoredModel.read(old)
+    assert stored is not None and len(stored.columns) and stored.like_titles == []
+    chosen, _ = choose([reader], PERSONAL, settings)
+    assert arxiv(chosen[0]) == ids(12, 11) and chosen[0].notes == {}
+
+    # The migration marks it stale; the hourly sweep trains it in the current format.
+    importlib.import_module("newsletter.migrations.0008_retrain_old_reader_models").mark_stale(apps, None)
+    assert profiles.retrain_stale()["trained"] == 1
+    assert ReaderProfile.objects.get(pk=profile.pk).model["format"] == profiles.FORMAT
+    chosen, _ = choose([reader], PERSONAL, settings)
+    assert chosen[0].notes == {pool_id(12): f"Because you liked: {ROBOT[0][0]}"}
 
 
 # --- outside your topics: opt-in, one paper, marked -------------------------------------------

@@ -86,7 +86,7 @@ class ReaderProfile(models.Model):
     version = models.PositiveIntegerField(default=0)
     signal_at = models.DateTimeField(default=now, db_index=True)
     trained_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    # {"format": 1, "w": (feature column, weight) pairs, "bias": float, "liked": n, "disliked": n,
+    # {"format": 2, "w": (feature column, weight) pairs, "bias": float, "liked": n, "disliked": n,
     #  "likes": {"papers", "titles", "sizes", "w"}}, the pairs packed (personal/profiles.py StoredModel)
     model = models.JSONField(default=dict, blank=True)
 

@@ -14,11 +14,12 @@ A reader's own words ("what I want to read about") and the authors they follow a
 same way, so they count as papers they like from day one (profiles.py).
 
 A day's pool is hashed once per process (for_pool); a chunk of readers is then scored with
-one sparse product (ranking.py).
+one sparse product (ranking.py). The words and the other tokens are also kept apart, so that
+a reason shown with a paper can say which of them the reader's model favoured (reasons.py).
 """
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,6 +37,12 @@ ORGANISATION_WEIGHT = 0.3
 MAX_AUTHORS = 30  # of huge author lists only the first ones count (and get hashed)
 
 CODE_TOKEN = "has:code"
+
+
+def is_word(token: str) -> bool:
+    """A word or bigram, not one of the other tokens: those all have a colon, which words
+    (topic_model.terms: letters and digits) never do."""
+    return ":" not in token
 
 
 def author_token(key: str) -> str:
@@ -116,7 +123,8 @@ PAPER_FIELDS = ("pk", "title", "abstract", "ai_keywords", "authors", "github_rep
 
 @dataclass
 class PaperFeatures:
-    """Papers as rows of `matrix` (CSR, float32), in the order of `paper_ids`."""
+    """Papers as rows of `matrix` (CSR, float32), in the order of `paper_ids`; `words` and
+    `others` are the same rows split into the words and the other tokens (matrix = their sum)."""
 
     paper_ids: list[int]
     matrix: object
@@ -125,6 +133,12 @@ class PaperFeatures:
     authors: dict[int, dict[str, str]]
     # paper id -> the topics it is in
     topics: dict[int, list[int]]
+    words: object = None
+    others: object = None
+    # paper id -> {column: token} of its other tokens ("has:code", "topic:3", ...)
+    tokens: dict[int, dict[int, str]] = field(default_factory=dict)
+    # paper id -> its organisation as the paper spells it
+    organisations: dict[int, str] = field(default_factory=dict)
 
     def __post_init__(self):
         self.row = {pk: n for n, pk in enumerate(self.paper_ids)}
@@ -135,7 +149,20 @@ class PaperFeatures:
 
 
 def no_papers() -> "PaperFeatures":
-    return PaperFeatures([], hash_tokens([{}])[:0], {}, {}, {})
+    empty = hash_tokens([{}])[:0]
+    return PaperFeatures([], empty, {}, {}, {}, empty, empty)
+
+
+def _split(rows: list[dict[str, float]]):
+    """(matrix, words, others, {token: column} of the other tokens) of these token rows."""
+    word_rows = [{t: v for t, v in row.items() if is_word(t)} for row in rows]
+    other_rows = [{t: v for t, v in row.items() if not is_word(t)} for row in rows]
+    words, others = (hash_tokens(part or [{}])[: len(rows)] for part in (word_rows, other_rows))
+    # The sum is the matrix a hashing of whole rows gives (colliding tokens add up either way).
+    matrix = (words + others).tocsr()
+    names = sorted({t for row in other_rows for t in row})
+    columns = dict(zip(names, hash_tokens([{t: 1.0} for t in names]).indices.tolist())) if names else {}
+    return matrix, words, others, columns
 
 
 def paper_features(paper_ids, topics_of=None) -> PaperFeatures:
@@ -149,13 +176,17 @@ def paper_features(paper_ids, topics_of=None) -> PaperFeatures:
         topics_of = {}
         for paper_id, topic_id in PaperTopicScore.objects.filter(paper_id__in=paper_ids).values_list("paper_id", "topic_id"):
             topics_of.setdefault(paper_id, []).append(topic_id)
-    matrix = hash_tokens([paper_tokens(p, sorted(topics_of.get(p["pk"], ()))) for p in papers] or [{}])[: len(papers)]
+    rows = [paper_tokens(p, sorted(topics_of.get(p["pk"], ()))) for p in papers]
+    matrix, words, others, columns = _split(rows)
+    tokens = {p["pk"]: {columns[t]: t for t in row if not is_word(t)} for p, row in zip(papers, rows)}
+    organisations = {p["pk"]: p["organization"] for p in papers if author_key(p["organization"] or "")}
     authors = {}
     for p in papers:
         names = p["authors"] if isinstance(p["authors"], list) else []
         authors[p["pk"]] = {author_key(n): n for n in names[:MAX_AUTHORS] if isinstance(n, str) and author_key(n)}
     topics = {p["pk"]: sorted(topics_of.get(p["pk"], ())) for p in papers}
-    return PaperFeatures([p["pk"] for p in papers], matrix, {p["pk"]: p["title"] for p in papers}, authors, topics)
+    return PaperFeatures([p["pk"] for p in papers], matrix, {p["pk"]: p["title"] for p in papers}, authors, topics,
+                         words, others, tokens, organisations)
 
 
 _POOL_FEATURES: dict[tuple, PaperFeatures] = {}

@@ -11,8 +11,8 @@ A reader's examples, as rows of paper features (features.py):
 
 The model is a logistic regression per reader (the way Scholar Inbox learns from thumbs up and
 down, and arxiv-sanity per tag), fitted on the columns the reader's examples use and kept as
-its MAX_WEIGHTS strongest weights, a bias and a few liked papers (exemplars, which explain a
-paper in the digest: "Because you liked: <title>"). On held-out fixture days a Rocchio
+its MAX_WEIGHTS strongest weights, a bias and a few liked papers (exemplars: their strongest
+words, which name a paper in the digest that reads like one: "Because you liked: <title>"). On held-out fixture days a Rocchio
 centroid (mean liked minus mean disliked and background) orders papers about as well
 (bench/personalisation.py, "the learner alone"); the regression is kept because its scores
 are log-odds that grow with agreeing evidence, which the ranking's blend and its "outside your
@@ -45,12 +45,18 @@ from . import features
 
 log = EventLog(__name__)
 
-FORMAT = 1
+# 2: exemplars are a liked paper's own words (1: what of it the model favoured, words, code,
+# topics and authors mixed; read without them, and retrained: migration 0008).
+FORMAT = 2
+READABLE = (1, 2)
 # The strongest weights kept per reader: small to store, fast to load and score. Keeping 40
 # to all of them ranks the same on held-out days (bench/personalisation.py's learner check).
 MAX_WEIGHTS = 64
 MAX_LIKES = 4  # liked papers kept as exemplars for "Because you liked: <title>"
-EXEMPLAR_FEATURES = 12  # the strongest words kept of each exemplar
+# The strongest words kept of each exemplar. More keep more of the paper: of the labelled
+# fixture papers' pairs at reasons.LIKED_SIMILARITY, 70% share a topic with 12 words, 77% with
+# 24, 87% with 48; 24 keep a model with four 120-character titles under PostgreSQL's 2 kB.
+EXEMPLAR_WORDS = 24
 MAX_TITLE = 120  # characters of an exemplar's title kept (the note shows fewer)
 BACKGROUND_PAPERS = 60
 # The background as a whole weighs this many examples (at least BACKGROUND_MIN), so it
@@ -88,11 +94,11 @@ def unpack(text: str) -> tuple[np.ndarray, np.ndarray]:
 class StoredModel:
     """A reader's model as ReaderProfile.model keeps it (columns are features.py's):
 
-        {"format": 1, "w": packed (column, weight) pairs, "bias": b, "liked": n, "disliked": n,
+        {"format": 2, "w": packed (column, weight) pairs, "bias": b, "liked": n, "disliked": n,
          "likes": {"papers": [paper id, ...], "titles": [...], "sizes": [columns of each, ...],
                    "w": packed (column, value) pairs of all of them}}
 
-    The liked papers (exemplars) are the newest first; arrays are packed (pack()) so that a
+    The liked papers (exemplars: their words, exemplar()) are the newest first; arrays are packed (pack()) so that a
     thousand models load in a few milliseconds, and a model stays under PostgreSQL's 2 kB
     (stored in its row, not compressed aside)."""
 
@@ -107,13 +113,14 @@ class StoredModel:
 
     @classmethod
     def read(cls, model) -> "StoredModel | None":
-        """The model, or None if it has no weight (or is not one this version reads)."""
-        if not isinstance(model, dict) or model.get("format") != FORMAT or not model.get("w"):
+        """The model, or None if it has no weight (or is not one this version reads). An older
+        format's weights still rank; its exemplars, not words alone, are left out."""
+        if not isinstance(model, dict) or model.get("format") not in READABLE or not model.get("w"):
             return None
         try:
             found = cls(*unpack(model["w"]), float(model.get("bias", 0.0)))
             likes = model.get("likes") or {}
-            if likes:
+            if likes and model["format"] == FORMAT:
                 found.like_papers, found.like_titles, found.like_sizes = likes["papers"], likes["titles"], likes["sizes"]
                 found.like_columns, found.like_values = unpack(likes["w"])
                 counts = {len(found.like_papers), len(found.like_titles), len(found.like_sizes)}
@@ -239,21 +246,17 @@ def logistic_regression(x, y, c, C, iterations=30, tol=1e-8) -> tuple[np.ndarray
     return np.asarray(x.T @ alpha).ravel(), float(bias)
 
 
-def exemplar(title: str, row, columns, weights) -> tuple:
-    """(title, columns, values) of a liked paper as an explanation: what it has of what the
-    model favours (its values times the model's positive weights: the words, authors, topics
-    or code that made the reader like it), the strongest EXEMPLAR_FEATURES, unit length. A
-    paper close to it in those is there "because you liked" it."""
-    idx, values = row.indices, row.data
-    at = np.clip(np.searchsorted(columns, idx), 0, max(len(columns) - 1, 0))
-    favoured = np.where(columns[at] == idx, weights[at], 0.0).clip(min=0) if len(columns) else np.zeros(len(idx))
-    strength = values * favoured
-    top = np.argsort(-strength)[:EXEMPLAR_FEATURES]
-    top = top[strength[top] > 0]
-    idx, strength = idx[top], strength[top]
-    norm = float(np.linalg.norm(strength)) or 1.0
+def exemplar(title: str, words) -> tuple:
+    """(title, columns, values) of a liked paper as an explanation: its EXEMPLAR_WORDS strongest
+    words (a features.PaperFeatures.words row), unit length. A paper whose words are close to
+    them reads like it: "Because you liked" it (ranking.py)."""
+    idx, values = words.indices, words.data
+    top = np.argsort(-values, kind="stable")[:EXEMPLAR_WORDS]
+    top = top[values[top] > 0]
+    idx, values = idx[top], values[top]
+    norm = float(np.linalg.norm(values)) or 1.0
     order = np.argsort(idx)
-    return " ".join(title.split())[:MAX_TITLE], idx[order], strength[order] / norm
+    return " ".join(title.split())[:MAX_TITLE], idx[order], values[order] / norm
 
 
 # --- batches of readers --------------------------------------------------------------------
@@ -346,7 +349,7 @@ def train_batch(subscriber_ids, background) -> tuple[int, int]:
         stored = StoredModel(columns, weights, bias)
         shown = likes[:MAX_LIKES] if len(columns) else []
         for pk in shown:
-            title, like_columns, like_values = exemplar(papers.titles[pk], papers.matrix[papers.row[pk]], columns, weights)
+            title, like_columns, like_values = exemplar(papers.titles[pk], papers.words[papers.row[pk]])
             if not len(like_columns):
                 continue
             stored.like_papers.append(pk)

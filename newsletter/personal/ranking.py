@@ -13,15 +13,18 @@ paper from the rest of the pool in the last place shown, if their model rates it
 its OUTSIDE_TOP best of the whole pool, and above the paper it displaces.
 
 Each paper may carry a reason (selection.Choice.notes): "Outside your topics", "Follows: <the
-author as the paper spells them>", or "Because you liked: <title>" when it is close to one of
-the reader's liked papers (the exemplars stored with the model); otherwise none, as the topic
-evidence is shown already.
+author as the paper spells them>", else what moved it up (reasons.py): the token that counted
+most in the model's score ("Has code, like papers you liked", "You liked papers in <topic>",
+"... by <author>", "... from <organisation>"), or, where its words counted most, "Because you
+liked: <title>" if its words are close to a liked paper's (the exemplars stored with the
+model). None where the model did not move it up, or nothing is close: the topic evidence is
+shown already.
 
 Cost: choose() hands over all its readers (a chunk of 1,000, or every pending reader for the
 dispatcher's send order); they are loaded a block of BLOCK readers at a time, as order()
 reaches them, with two queries per block (profiles, followed authors), and each block is
-scored against a pool with one sparse product, so nothing is asked or multiplied per reader.
-bench/personal_scale.py measures it.
+scored against a pool with one sparse product, so nothing is asked or multiplied per reader
+(the reasons: a few numpy operations over the papers shown). bench/personal_scale.py measures it.
 """
 
 import json
@@ -36,16 +39,13 @@ from newsletter.digests.ranking import TopicScoreAndUpvotes
 from newsletter.models import FollowedAuthor, ReaderProfile
 from subscriptions.models import Subscriber
 
-from . import features, profiles
+from . import features, profiles, reasons
 
 BLOCK = 1000
 FOLLOW_BONUS = 1.0  # in log-odds: a followed author's paper is a strong "more like this"
-# Cosine to a liked paper's favoured features (profiles.exemplar) for "Because you liked": on
-# held-out fixture days it marks about a quarter of the papers, nearly all to the reader's taste.
-LIKED_SIMILARITY = 0.3
 OUTSIDE_TOP = 3  # a paper from outside the reader's topics must be among the model's best this many
 
-OUTSIDE_NOTE = "Outside your topics"
+OUTSIDE_NOTE = reasons.OUTSIDE
 
 
 class PoolView:
@@ -63,6 +63,10 @@ class PoolView:
             for key in authors:
                 self.by_author.setdefault(key, []).append(self.row[pk])
         self.x_t = self.features.matrix.T.tocsr()
+        self.words_t = self.features.words.T.tocsr()
+        # The columns of the papers' other tokens (code, topics, authors, organisation).
+        self.token_columns = np.unique(self.features.others.indices)
+        self.topic_names = {r.topic_id: r.name for found in pool.reasons.values() for r in found}
 
 
 _VIEWS: dict[tuple, PoolView] = {}
@@ -87,6 +91,17 @@ class ReaderModel:
         self.bias, self.row, self.likes, self.liked_papers, self.titles = bias, row, likes, liked_papers, titles
         self.follows = follows or {}
         self.outside_topics = outside_topics
+
+
+class Tokens:
+    """The tokens of a pool's papers that a block's models weigh: their `columns`, each paper's
+    `values` of them (papers x columns) and each reader's `weights` of them (readers x columns).
+    Dense, as few: the pool's topics, code, and the authors and organisations readers liked."""
+
+    def __init__(self, block_weights, view):
+        self.columns = np.intersect1d(block_weights.indices, view.token_columns)
+        self.values = view.features.others[:, self.columns].toarray()
+        self.weights = block_weights[:, self.columns].toarray()
 
 
 class Block:
@@ -119,15 +134,23 @@ class Block:
         self.weights = _csr(weights)
         self.exemplars = _csr(exemplars)
         self._scored: dict[tuple, tuple] = {}
+        self._tokens: dict[tuple, Tokens] = {}
 
     def scored(self, pool) -> tuple[PoolView, np.ndarray, np.ndarray]:
-        """(the pool's view, model scores: readers x papers, exemplar similarities: exemplars x papers)."""
+        """(the pool's view, model scores: readers x papers, exemplar similarities by words alone:
+        exemplars x papers)."""
         found = self._scored.get(pool.key)
         if found is None:
             view = pool_view(pool)
             found = self._scored[pool.key] = (
-                view, (self.weights @ view.x_t).toarray(), (self.exemplars @ view.x_t).toarray(),
+                view, (self.weights @ view.x_t).toarray(), (self.exemplars @ view.words_t).toarray(),
             )
+        return found
+
+    def tokens(self, pool, view) -> Tokens:
+        found = self._tokens.get(pool.key)
+        if found is None:
+            found = self._tokens[pool.key] = Tokens(self.weights, view)
         return found
 
     def personal_scores(self, model: ReaderModel, view: PoolView, scores) -> np.ndarray:
@@ -272,25 +295,19 @@ class PersonalRanking(TopicScoreAndUpvotes):
         model = block.models.get(reader.subscriber_id)
         if model is None or not paper_ids:
             return {}
-        view, _, similarities = block.scored(pool)
+        view, scores, similarities = block.scored(pool)
         outside = prepared.outside.get((reader.subscriber_id, reader.digest_date, reader.kind))
-        nearest = {}
-        if model.likes:
-            known = [pk for pk in paper_ids if pk in view.row]
-            if known:
-                sims = similarities[model.likes][:, [view.row[pk] for pk in known]]
-                best = sims.argmax(axis=0)
-                nearest = {pk: model.titles[b] for pk, b, s in zip(known, best.tolist(), sims.max(axis=0).tolist())
-                           if s >= LIKED_SIMILARITY and model.liked_papers[b] != pk}
         found = {}
         for paper_id in paper_ids:
-            if paper_id == outside:
-                found[paper_id] = OUTSIDE_NOTE
-                continue
             authors = view.features.authors.get(paper_id, {})
             followed = [authors[k] for k in model.follows if k in authors]
-            if followed:
-                found[paper_id] = f"Follows: {followed[0]}"
-            elif paper_id in nearest:
-                found[paper_id] = f"Because you liked: {nearest[paper_id]}"
+            if paper_id == outside:
+                found[paper_id] = OUTSIDE_NOTE
+            elif followed:
+                found[paper_id] = f"{reasons.FOLLOWS}{followed[0]}"
+        rest = [pk for pk in paper_ids if pk not in found and pk in view.row]
+        if rest and model.row is not None:
+            tokens = block.tokens(pool, view)
+            found.update(reasons.notes(rest, view, scores[model.row], tokens.weights[model.row], tokens,
+                                       similarities[model.likes], model, reader.topic_ids))
         return found

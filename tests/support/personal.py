@@ -49,14 +49,18 @@ def arxiv_ids_in(text: str) -> list[str]:
     return ARXIV_RE.findall(text)
 
 
-NOTE_PREFIXES = ("Because you liked: ", "Follows: ", "Outside your topics")
+def note_kind(note: str) -> str:
+    """The kind of a personal note: the start every note of its kind shares ("Follows")."""
+    from newsletter.personal.reasons import PREFIXES
+
+    return next((p.rstrip(": ") for p in PREFIXES if note.startswith(p)), "")
 
 
 def notes_in(text: str) -> dict[str, str]:
     """arXiv id -> the personal note shown with the paper in a digest's plain-text part."""
     found, pending = {}, None
     for line in text.splitlines():
-        if line.startswith(NOTE_PREFIXES):
+        if note_kind(line):
             pending = line.strip()
             continue
         arxiv = ARXIV_RE.match(line)
