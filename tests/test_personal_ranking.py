@@ -313,7 +313,7 @@ def test_a_model_stored_in_the_old_format_still_ranks_names_no_liked_paper_and_i
     assert arxiv(chosen[0]) == ids(12, 11) and chosen[0].notes == {}
 
     # The migration marks it stale; the hourly sweep trains it in the current format.
-    importlib.import_module("newsletter.migrations.0008_retrain_old_reader_models").mark_stale(apps, None)
+    importlib.import_module("newsletter.migrations.0009_retrain_old_reader_models").mark_stale(apps, None)
     assert profiles.retrain_stale()["trained"] == 1
     assert ReaderProfile.objects.get(pk=profile.pk).model["format"] == profiles.FORMAT
     chosen, _ = choose([reader], PERSONAL, settings)

@@ -13,12 +13,12 @@ paper from the rest of the pool in the last place shown, if their model rates it
 its OUTSIDE_TOP best of the whole pool, and above the paper it displaces.
 
 Each paper may carry a reason (selection.Choice.notes): "Outside your topics", "Follows: <the
-author as the paper spells them>", else what moved it up (reasons.py): the token that counted
-most in the model's score ("Has code, like papers you liked", "You liked papers in <topic>",
-"... by <author>", "... from <organisation>"), or, where its words counted most, "Because you
+author as the paper spells them>", else why the model moved it up (reasons.py): "Because you
 liked: <title>" if its words are close to a liked paper's (the exemplars stored with the
-model). None where the model did not move it up, or nothing is close: the topic evidence is
-shown already.
+model), else the token that counted most in the model's score ("Has code, like papers you
+liked", "You liked papers in <topic>", "... by <author>", "... from <organisation>"). None
+where the model did not move it up, or its words counted most and no liked paper is close:
+the topic evidence is shown already.
 
 Cost: choose() hands over all its readers (a chunk of 1,000, or every pending reader for the
 dispatcher's send order); they are loaded a block of BLOCK readers at a time, as order()

@@ -2,13 +2,14 @@
 
 A reader's model scores a paper as the sum of its weights times the paper's features
 (features.py): its words, and tokens for its code, topics, authors and organisation. The
-biggest single part of that sum is the reason: the words as a whole, or one token.
+reason is a liked paper that reads like this one, if there is one; else the biggest single part
+of that sum: one token, or the words as a whole.
+- a liked paper: "Because you liked: <title>", the liked paper (exemplar) nearest by words
+  alone, if it is close (LIKED_SIMILARITY), whatever else weighed more: it says most;
 - one token: "Has code, like papers you liked", "You liked papers in <topic>" (not to a
   reader of that one topic: all their papers are in it), "... by <author>", "... from
   <organisation>";
-- the words: "Because you liked: <title>", naming the liked paper (exemplar) nearest by words
-  alone, if it is close (LIKED_SIMILARITY); otherwise no reason, as the topic evidence is
-  shown already;
+- the words, with no liked paper close: no reason, as the topic evidence is shown already;
 - none at all when the model's sum is not positive: the model did not move the paper up.
 "Follows: <author>" and "Outside your topics" come first (ranking.py).
 
@@ -81,13 +82,13 @@ def notes(paper_ids, view, score, token_weights, tokens, similarities, model, re
     for n, paper_id in enumerate(paper_ids):
         if total[n] <= 0:
             continue  # the model did not move it up
-        if best[n] > by_words[n]:  # so best[n] > 0: a token, not the column of zeros
+        note = ""
+        if closeness[n] >= LIKED_SIMILARITY:
+            # A liked paper that reads like this one says most, whatever else weighed more.
+            note = LIKED + model.titles[nearest[n]]
+        elif best[n] > by_words[n]:  # so best[n] > 0: a token, not the column of zeros
             token = view.features.tokens.get(paper_id, {}).get(int(tokens.columns[strongest[n] - 1]), "")
             note = token_note(token, paper_id, view.features, view.topic_names, reader_topics)
-        elif closeness[n] >= LIKED_SIMILARITY:
-            note = LIKED + model.titles[nearest[n]]
-        else:
-            note = ""
         if note:
             found[paper_id] = note
     return found

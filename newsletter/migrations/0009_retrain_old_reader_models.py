@@ -14,7 +14,7 @@ def mark_stale(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("newsletter", "0007_reader_signals"),
+        ("newsletter", "0008_seed_paper_unlinked_index"),
     ]
 
     operations = [
