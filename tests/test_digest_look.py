@@ -129,6 +129,18 @@ def test_the_subject_names_the_count_and_the_readers_topics_in_at_most_70_charac
     assert subject.endswith(f" · {day.day} {day:%b}") and len(subject) <= SUBJECT_CHARS
 
 
+@pytest.mark.parametrize("address", ["plain@example.org", "reader@bücher.example"])
+def test_over_smtp_a_long_subject_reads_back_exactly_on_both_paths(address, two_days, topics, smtp_settings):
+    """A plain address takes the prebuilt path; an IDN one the ordinary EmailMessage path."""
+    reader = make_subscriber(address, topics=[topics["agents"], Topic.objects.get(slug="llm-reasoning"), topics["code"]])
+    dispatch_now(ignore_hour=True)
+    [received] = smtp_settings.wait_for(1)
+    subject, raw = received["message"]["Subject"], received["message"].as_string()
+    day = Delivery.objects.get(subscriber=reader).digest_date
+    assert re.fullmatch(rf"\d+ new in [^ ].* · {day.day} {day:%b}", subject), subject
+    assert re.search(r"^Subject: =\?utf-8\?", raw, re.MULTILINE)  # encoded words start on the Subject line
+
+
 @pytest.mark.parametrize("kind", ["daily", "weekly"])
 def test_long_topic_names_still_fit_the_subject(kind):
     names = ("Efficient training and inference", "Continual and self-improving learning", "Image generation and editing")

@@ -130,6 +130,17 @@ def _encoded_header(name: str, value: str) -> bytes:
     return Header(value, charset, header_name=name).encode(linesep="\r\n").encode()
 
 
+def subject_for(connection, subject: str) -> str:
+    """`subject` as an EmailMessage sent through `connection` should carry it. A backend that
+    serialises the MIME message itself (SMTP, console, file) gets a non-ASCII subject already
+    as encoded words on one line: Django would encode it with its first word on a
+    continuation line ("Subject:", CRLF, space), which parsers read back with a leading space;
+    given ASCII, Django only folds it between the words. An Anymail backend gets the text."""
+    if subject.isascii() or isinstance(connection, AnymailBaseBackend):
+        return subject
+    return _encoded_header("Subject", subject).decode().replace("\r\n ", " ")
+
+
 class Outbox:
     def __init__(self, connection=None):
         self.connection = connection or get_connection(
@@ -351,7 +362,7 @@ class Outbox:
         html, text = digest.for_recipient(merge_values)
         message_id = make_msgid(domain=DNS_NAME)
         message = EmailMultiAlternatives(
-            subject=digest.subject_for(merge_values),
+            subject=subject_for(self.connection, digest.subject_for(merge_values)),
             body=text,
             from_email=self.from_email,
             to=[recipient.email],

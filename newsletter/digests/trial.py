@@ -10,7 +10,7 @@ from newsletter.app_settings import app_settings
 from newsletter.logs import EventLog
 from subscriptions.models import Subscriber
 
-from . import providers
+from . import outbox, providers
 from .preview import DigestPreview, next_digest
 
 log = EventLog(__name__)
@@ -26,7 +26,7 @@ def send_test_digest(subscriber: Subscriber, address: str, by: str = "", now=Non
         return preview
     connection = get_connection(providers.digest_backend(settings.EMAIL_BACKEND), timeout=app_settings.DIGEST_SEND_TIMEOUT)
     message = EmailMultiAlternatives(
-        subject=f"{SUBJECT_PREFIX}{preview.subject}",
+        subject=outbox.subject_for(connection, f"{SUBJECT_PREFIX}{preview.subject}"),
         body=preview.text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[address],
