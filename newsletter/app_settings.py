@@ -58,6 +58,11 @@ class AppSettings:
         3.0, "How far a reader's model (log-odds) moves a paper against ln(topic score x log2(2 + upvotes)).",
     )
     PERSONAL_TRAIN_BATCH = Setting(500, "Readers' models trained per batch (a handful of queries each).")
+    PERSONAL_TRAIN_BEFORE_SENDING = Setting(
+        200, "A chunk's readers whose model is older than what they told us (a vote minutes before their digest, "
+        "its retraining still queued) are trained before their digests are chosen, up to this many per chunk "
+        "(~2 ms each); the rest keep their stored model until the queued task or the hourly sweep.",
+    )
     FEEDBACK_RATE_LIMIT = Setting("60/m", "Votes, undos and topic changes by one reader (django-ratelimit syntax).")
     FEEDBACK_BAD_TOKEN_RATE_LIMIT = Setting("30/m", "Vote pages asked for with a bad token from one IP, before they are refused with 429.")
 

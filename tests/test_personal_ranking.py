@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from newsletter.digests import selection
-from newsletter.models import FollowedAuthor, ReaderProfile, SeedPaper, Vote
+from newsletter.models import Delivery, FollowedAuthor, ReaderProfile, SeedPaper, Vote
 from newsletter.personal import profiles
 from newsletter.personal.ranking import OUTSIDE_NOTE
 from newsletter.personal.signals import reader_told_us
@@ -186,11 +186,40 @@ def test_votes_through_the_links_reorder_a_later_digest_as_they_say(topics, make
         cast = Mailbox("10.0.0.1").vote(plain_text(message), {ids(2)[0]: "less", ids(4)[0]: "less", ids(1)[0]: "more", ids(3)[0]: "more"})
     assert cast == 4
     mail.outbox.clear()
-    from newsletter.models import Delivery
-
     Delivery.objects.filter(digest_date=timezone.localdate(now)).delete()
     dispatch_now(now=now, ignore_hour=True)
     assert set(digest_of(voter.email)[:2]) == set(ids(11, 12))
+
+
+def test_votes_whose_retraining_has_not_run_yet_still_reorder_the_next_digest(settings, topics, make_scrape, background):
+    """The task a vote queues may still be waiting (a busy or restarted worker) when the
+    digest goes out: the sender trains that reader first. Without a commit here, the on-commit
+    task never runs."""
+    now = timezone.now()
+    make_scrape([paper(1, *SPEECH[0], 40), paper(2, *ROBOT[0], 30), paper(3, *SPEECH[1], 20), paper(4, *ROBOT[1], 10)],
+                started_at=now - timedelta(days=1, hours=1))
+    voter = make_subscriber("voter@example.org", topics=[topics["agents"]])
+    dispatch_now(now=now - timedelta(days=1), ignore_hour=True)
+    [message] = [m for m in mail.outbox if m.to == [voter.email]]
+    assert Mailbox("10.0.0.1").vote(plain_text(message), {ids(2)[0]: "more", ids(4)[0]: "more", ids(1)[0]: "less",
+                                                          ids(3)[0]: "less"}) == 4
+    profile = ReaderProfile.objects.get(subscriber=voter)
+    assert profile.trained_at is None  # the queued retraining has not run
+
+    mail.outbox.clear()
+    make_scrape([paper(11, *SPEECH[2], 90), paper(12, *SPEECH[3], 80), paper(13, *ROBOT[2], 15), paper(14, *ROBOT[3], 12)],
+                started_at=now - timedelta(hours=1))
+    settings.PERSONAL_TRAIN_BEFORE_SENDING = 0  # off: the stored (untrained) model, today's order
+    dispatch_now(now=now, ignore_hour=True)
+    assert digest_of(voter.email) == ids(11, 12, 13, 14)
+    mail.outbox.clear()
+    Delivery.objects.filter(digest_date=timezone.localdate(now)).delete()
+    settings.PERSONAL_TRAIN_BEFORE_SENDING = 200
+    dispatch_now(now=now, ignore_hour=True)
+    # Robots first, as the votes say (trained now, against today's papers too as background).
+    assert set(digest_of(voter.email)[:2]) == set(ids(13, 14))
+    profile.refresh_from_db()
+    assert profile.trained_at >= profile.signal_at and profile.model["liked"] == 2
 
 
 # --- follows, seed papers and the reader's own words count from day one -----------------------

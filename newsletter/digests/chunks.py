@@ -153,6 +153,7 @@ class ChunkRun:
             log("digest.chunk_waiting", deliveries=len(ids), reason=reason)
         items = [i for i in items if i.kind in pools]
 
+        selection.get_ranking().refresh([i.recipient.subscriber_id for i in items])
         # Each digest's papers, chosen afresh on every attempt (what was sent is what counts).
         # A digest shows each paper's topics among its reader's and the ranking's notes:
         # readers of the same papers, notes and topics share one digest. The content (what was

@@ -28,6 +28,11 @@ class Ranking:
     # sent), so one choice serves every reader with the same topics and papers per email.
     personal = False
 
+    def refresh(self, subscriber_ids) -> None:
+        """Called by the sender before it chooses a chunk's digests (not by the dry run or the
+        preview, which write nothing): bring what the ranking learned of these readers up to
+        date. Nothing by default."""
+
     def prepare(self, readers, sent) -> None:
         """Called once per choose() with all its readers, before any order(): load what a
         personal ranking needs for all of them at once (one query, not one per reader).

@@ -235,6 +235,18 @@ class PersonalRanking(TopicScoreAndUpvotes):
             prepared = self._local.prepared = _Prepared((), {})
         return prepared
 
+    def refresh(self, subscriber_ids) -> None:
+        """Train the readers whose signal is newer than their model before their digests are
+        chosen: the task a vote queued may not have run yet (a busy or restarted worker, a vote
+        minutes before the send), and a digest should follow yesterday's votes. At most
+        PERSONAL_TRAIN_BEFORE_SENDING a chunk; one query when none is stale."""
+        limit = app_settings.PERSONAL_TRAIN_BEFORE_SENDING
+        if limit <= 0:
+            return
+        stale = list(profiles.stale_profiles(subscriber_ids).order_by("signal_at").values_list("subscriber_id", flat=True)[:limit])
+        if stale:
+            profiles.retrain_stale(stale)
+
     def prepare(self, readers, sent) -> None:
         self._local.prepared = _Prepared(readers, sent or {})
 
