@@ -2,7 +2,8 @@
 the live test server): a staff user logs in and the admin opens on charts of four months of
 seeded data (tests/support/dashboard_data.py). The complaint-rate chart must cross the 0.1% line on
 the day the seed's own numbers say, every figure must lead to its filtered list, and the page
-must fit a 1280 px screen. Screenshots: tests/artifacts/screenshots/dashboard-*.png."""
+must fit a 1280 px screen; the reader feedback section must fit a phone too. Screenshots:
+tests/artifacts/screenshots/dashboard-*.png."""
 
 import re
 
@@ -12,16 +13,16 @@ from django.conf import settings
 from newsletter.models import Delivery
 
 from .support.dashboard_data import seed
-from .test_browser_flow import DESKTOP, OVERFLOWING_ELEMENTS, SCREENSHOTS, chromium  # noqa: F401  (fixture)
+from .test_browser_flow import DESKTOP, OVERFLOWING_ELEMENTS, PHONE, SCREENSHOTS, chromium  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "correct-horse-battery-staple"
 
 
-def log_in(browser, base_url, django_user_model, color_scheme="light"):
+def log_in(browser, base_url, django_user_model, color_scheme="light", viewport=DESKTOP["viewport"]):
     django_user_model.objects.create_superuser("operator", "operator@example.org", PASSWORD)
-    context = browser.new_context(viewport=DESKTOP["viewport"], base_url=base_url, color_scheme=color_scheme)
+    context = browser.new_context(viewport=viewport, base_url=base_url, color_scheme=color_scheme)
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.goto("/admin/login/?next=/admin/")
@@ -52,10 +53,26 @@ def test_the_dashboard_shows_the_seeded_months(chromium, live_server, transactio
         assert page.locator("#site-name").inner_text() == settings.SITE_NAME
         panels = page.locator(".ops-panel").evaluate_all("els => els.map(e => e.id)")
         assert panels == ["panel-subscribers", "panel-signups", "panel-digests", "panel-complaints", "panel-bounces",
-                          "panel-scrapes", "panel-unsubscribes", "panel-topics"]
+                          "panel-scrapes", "panel-unsubscribes", "panel-topics",
+                          "panel-votes", "panel-topic-leaves", "panel-personalisation", "panel-most-voted"]
         assert not page.evaluate(OVERFLOWING_ELEMENTS), "wider than 1280 px"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "dashboard-light.png"), full_page=True)
+        page.locator("#reader-feedback").screenshot(path=str(SCREENSHOTS / "dashboard-feedback-light.png"))
+
+        # The seed's votes are drawn: the day bars add up to the votes standing now, and the most
+        # voted paper leads to its admin page.
+        from newsletter.models import Vote
+
+        drawn = page.locator("#panel-votes rect").evaluate_all("els => els.reduce((t, e) => t + +e.dataset.value, 0)")
+        window_start = seeded.dates[-90]
+        assert drawn == Vote.objects.filter(updated_at__date__gte=window_start).count() > 100
+        top = page.locator("#panel-most-voted tbody tr").first.get_by_role("link").first
+        title = top.inner_text()
+        top.click()
+        page.wait_for_url(re.compile(r"/admin/newsletter/paper/\d+/change/"))
+        assert page.locator(".field-title .readonly").inner_text() == title
+        page.goto("/admin/")
 
         # The complaint chart draws both Gmail lines, and its 7-day line is above the 0.1% line
         # exactly on the days the seed's sends and complaints put it there.
@@ -113,7 +130,37 @@ def test_the_dashboard_in_dark_mode(chromium, live_server, transactional_db, top
         fill = page.locator("#panel-digests text.tick").first.evaluate("e => getComputedStyle(e).fill")
         red, green, blue = map(int, re.findall(r"\d+", fill)[:3])
         assert min(red, green, blue) > 120, fill
+        # Lines stay lines on the dark theme (their colour rules there must not fill them).
+        for line in ("#panel-signups polyline.c-confirm", "#panel-votes polyline.c-voters"):
+            assert page.locator(line).first.evaluate("e => getComputedStyle(e).fill") == "none", line
         page.screenshot(path=str(SCREENSHOTS / "dashboard-dark.png"), full_page=True)
+        page.locator("#reader-feedback").screenshot(path=str(SCREENSHOTS / "dashboard-feedback-dark.png"))
+    finally:
+        context.close()
+
+
+def test_the_reader_feedback_section_on_a_phone(chromium, live_server, transactional_db, topics, django_user_model):  # noqa: F811
+    from newsletter.models import Paper
+
+    seed(subscribers=800, days=60)
+    # Scraped titles can be long, unbroken, and hostile.
+    Paper.objects.update(title="Towards" + "VeryLongUnbrokenTokens" * 12 + ' <b onmouseover="alert(1)">bold</b>')
+    context, page = log_in(chromium, live_server.url, django_user_model, color_scheme=PHONE["color_scheme"], viewport=PHONE["viewport"])
+    try:
+        section = page.locator("#reader-feedback")
+        # Nothing in the section is wider than the phone (a long scraped title wraps).
+        too_wide = section.evaluate(
+            "(s) => [...s.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1)"
+            ".map(e => e.tagName.toLowerCase() + (e.className && e.className.baseVal === undefined ? '.' + e.className : ''))"
+        )
+        assert not too_wide, too_wide
+        # ... and inside its cell: the title does not run under the counts.
+        spilling = section.locator("#panel-most-voted td").evaluate_all("els => els.filter(e => e.scrollWidth > e.clientWidth + 1).length")
+        assert section.locator("#panel-most-voted td").count() == 15 and spilling == 0
+        assert section.locator("#panel-personalisation dt").count() == 5
+        assert section.locator("#panel-most-voted b").count() == 0  # the title's markup is text
+        assert '<b onmouseover="alert(1)">' in section.locator("#panel-most-voted td").first.inner_text()
+        section.screenshot(path=str(SCREENSHOTS / "dashboard-feedback-phone.png"))
     finally:
         context.close()
 

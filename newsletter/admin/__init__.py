@@ -3,3 +3,4 @@
 from . import papers  # noqa: F401
 from . import digests  # noqa: F401
 from . import health  # noqa: F401
+from . import readers  # noqa: F401

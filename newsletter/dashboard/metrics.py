@@ -11,19 +11,42 @@ Definitions shared with the deliverability alerts (newsletter/health.py):
   event, are not bounces here;
 - rows written by a CSV import (`details.source == "import"`) are counted apart: an old
   list's complaints and bounces are not this sender's.
+
+Reader feedback (newsletter/feedback/, newsletter/personal/):
+- a *vote* is a reader's standing "More like this" / "Less like this" on a paper (one row per
+  reader and paper). It is counted on the day it was last set (`Vote.updated_at`), with the
+  value it has now: a More changed to Less moves to the day of the change, as a Less; an
+  undone vote is deleted and no longer counted anywhere. A day's *readers who voted* are the
+  distinct readers with a vote counted that day. Votes are not append-only, so no day of them
+  is closed: the days before today come from a snapshot (rollups.SNAPSHOT_TTL), today is live;
+- a *topic leave* is a consent-log `preferences` event written by "Not interested in <topic>"
+  (`details.method == "not-interested link"`, subscriptions.actions.leave_topic);
+- the current totals count *active* readers (those who get digests): with a trained model
+  (`ReaderProfile.trained_at` set), following at least one author, opted in to "outside your
+  topics"; and the seed papers those readers named that no scrape has stored yet
+  (`SeedPaper.paper` null). They are a snapshot (rollups.SNAPSHOT_TTL);
+- the models *waiting for retraining* are the retrain queue, counted live: every stale
+  profile (readers.STALE: told us something after the last training, or never trained),
+  whatever its reader's status, since each is retrained alike. The oldest wait runs from
+  that reader's latest signal (`signal_at`), so it understates a wait that later signals
+  kept resetting;
+- the *most voted papers* are the papers with most votes counted over the last 7 days of the
+  window, More and Less apart.
 """
 
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import BooleanField, Case, Count, ExpressionWrapper, Q, Sum, Value, When
+from django.db.models import BooleanField, Case, Count, ExpressionWrapper, Min, Q, Sum, Value, When
 from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from newsletter.app_settings import app_settings
-from newsletter.models import Delivery, ScrapeRun
+from newsletter.feedback.votes import TOPIC_LEAVE_METHOD
+from newsletter.models import Delivery, FollowedAuthor, ReaderProfile, ScrapeRun, SeedPaper, Vote
+from newsletter.models.readers import STALE
 from newsletter.models.papers import ScrapeRunQuerySet
 from subscriptions.models import ConsentEvent, Subscriber, Topic
 
@@ -96,6 +119,8 @@ def refresh(now=None) -> None:
     deliveries_by_status(window)
     rollups.snapshot(f"subscribers:{window.first}:{window.days}", lambda: status_timeline(window), refresh=True)
     rollups.snapshot("topics", count_topic_readers, refresh=True)
+    rollups.snapshot(f"votes:{window.first}:{window.days}", lambda: count_votes(window.first, window.today), refresh=True)
+    rollups.snapshot("personalisation", count_personalisation, refresh=True)
 
 
 def subscribers_by_status(window: Window) -> dict[str, list[int]]:
@@ -160,6 +185,7 @@ class ConsentDays:
     unsubscribes: dict[str, list[int]]
     bounces: list[int]
     complaints: list[int]
+    topic_leaves: list[int]
 
 
 def unsubscribe_origin(method: str | None) -> str:
@@ -172,7 +198,7 @@ def unsubscribe_origin(method: str | None) -> str:
 
 def consent_days(window: Window) -> ConsentDays:
     """Per day: sign-up requests and confirmations made on the public pages (imports apart),
-    unsubscribes by origin, bounces that suppressed an address, complaints. The log is
+    unsubscribes by origin, bounces that suppressed an address, complaints, topic leaves. The log is
     append-only, so every day before today is closed (rollups.per_day)."""
     figures = rollups.per_day("consent", window, window.today, count_consent_events)
     days = window.dates
@@ -183,7 +209,7 @@ def consent_days(window: Window) -> ConsentDays:
     return ConsentDays(
         signups=series("signup"), confirmations=series("confirm"), imported=series("imported"),
         unsubscribes={origin: series(f"unsubscribe:{origin}") for origin in UNSUBSCRIBE_ORIGINS},
-        bounces=series("bounce"), complaints=series("complaint"),
+        bounces=series("bounce"), complaints=series("complaint"), topic_leaves=series("topic-leave"),
     )
 
 
@@ -193,8 +219,9 @@ def count_consent_events(first: date, last: date) -> dict[date, dict[str, int]]:
     start = timezone.make_aware(datetime.combine(first, time.min))
     end = timezone.make_aware(datetime.combine(last + timedelta(days=1), time.min))
     suppressing = Case(When(details__has_key="previous_status", then=Value(True)), default=Value(False))
+    counted = Q(kind__in=[K.SIGNUP, K.CONFIRM, K.UNSUBSCRIBE, K.BOUNCE, K.COMPLAINT]) | Q(kind=K.PREFERENCES, details__method=TOPIC_LEAVE_METHOD)
     rows = (
-        ConsentEvent.objects.filter(created_at__gte=start, created_at__lt=end, kind__in=[K.SIGNUP, K.CONFIRM, K.UNSUBSCRIBE, K.BOUNCE, K.COMPLAINT])
+        ConsentEvent.objects.filter(counted, created_at__gte=start, created_at__lt=end)
         .annotate(day=TruncDate("created_at"), method=KT("details__method"), source=KT("details__source"), suppressing=suppressing)
         .values("day", "kind", "method", "source", "suppressing").annotate(n=Count("*")).order_by()
     )
@@ -214,6 +241,8 @@ def count_consent_events(first: date, last: date) -> dict[date, dict[str, int]]:
             if not row["suppressing"]:
                 continue
             key = "bounce"
+        elif kind == K.PREFERENCES:
+            key = "topic-leave"
         else:
             key = "complaint"
         figures[row["day"]][key] += row["n"]
@@ -332,3 +361,89 @@ def count_topic_readers() -> list[TopicReaders]:
         readers=Count("subscribers", filter=Q(subscribers__status=S.ACTIVE))
     ).order_by("-readers", "display_order", "name")
     return [TopicReaders(t.pk, t.name, t.readers) for t in topics]
+
+
+# --- reader feedback -----------------------------------------------------------------------
+
+
+@dataclass
+class VoteDays:
+    more: list[int]
+    less: list[int]
+    readers: list[int]
+
+
+def vote_days(window: Window) -> VoteDays:
+    """Votes per day, More and Less apart, and the readers who voted (see the module's
+    definitions): the days before today from a snapshot, today counted live."""
+    snapshot = rollups.snapshot(f"votes:{window.first}:{window.days}", lambda: count_votes(window.first, window.today))
+    figures = {**snapshot, window.today: count_votes(window.today, window.today).get(window.today, {})}
+
+    def series(key):
+        return [figures.get(day, {}).get(key, 0) for day in window.dates]
+
+    return VoteDays(series("more"), series("less"), series("readers"))
+
+
+def count_votes(first: date, last: date) -> dict[date, dict[str, int]]:
+    """One GROUP BY over the votes set between two dates (inclusive), by the index on updated_at."""
+    start = timezone.make_aware(datetime.combine(first, time.min))
+    end = timezone.make_aware(datetime.combine(last + timedelta(days=1), time.min))
+    rows = (
+        Vote.objects.filter(updated_at__gte=start, updated_at__lt=end)
+        .annotate(day=TruncDate("updated_at")).values("day")
+        .annotate(more=Count("pk", filter=Q(value=Vote.MORE)), less=Count("pk", filter=Q(value=Vote.LESS)),
+                  readers=Count("subscriber", distinct=True))
+        .order_by()
+    )
+    return {row.pop("day"): row for row in rows}
+
+
+@dataclass(frozen=True)
+class Personalisation:
+    """Personalisation now (see the module's definitions)."""
+
+    trained: int
+    following: int
+    seeds_waiting: int
+    outside_topics: int
+    waiting: int
+    oldest_signal: datetime | None  # the oldest wait for retraining starts here
+
+
+def personalisation() -> Personalisation:
+    """The retrain queue live (is retraining keeping up?): one aggregate over the stale
+    profiles only, not a join with the whole list; the other figures from a snapshot."""
+    slow = rollups.snapshot("personalisation", count_personalisation)
+    queue = ReaderProfile.objects.filter(STALE).aggregate(waiting=Count("pk"), oldest_signal=Min("signal_at"))
+    return Personalisation(**slow, **queue)
+
+
+def count_personalisation() -> dict[str, int]:
+    active = Q(subscriber__status=S.ACTIVE)
+    return {
+        "trained": ReaderProfile.objects.filter(active, trained_at__isnull=False).count(),
+        "following": FollowedAuthor.objects.filter(active).values("subscriber").distinct().count(),
+        "seeds_waiting": SeedPaper.objects.filter(active, paper__isnull=True).count(),
+        "outside_topics": Subscriber.objects.filter(status=S.ACTIVE, outside_topics=True).count(),
+    }
+
+
+@dataclass(frozen=True)
+class VotedPaper:
+    pk: int
+    title: str  # as scraped: hostile input, escaped where it is shown
+    more: int
+    less: int
+
+
+def most_voted_papers(window: Window, days: int = 7, limit: int = 5) -> list[VotedPaper]:
+    """The papers with most votes counted over the window's last `days` days, in one GROUP BY
+    (ties: more Mores first, then the newest paper)."""
+    start = timezone.make_aware(datetime.combine(window.today - timedelta(days=days - 1), time.min))
+    rows = (
+        Vote.objects.filter(updated_at__gte=start).values("paper", "paper__title")
+        .annotate(votes=Count("pk"), more=Count("pk", filter=Q(value=Vote.MORE)), less=Count("pk", filter=Q(value=Vote.LESS)))
+        .order_by("-votes", "-more", "-paper")[:limit]
+    )
+    return [VotedPaper(row["paper"], row["paper__title"], row["more"], row["less"]) for row in rows]

@@ -1,6 +1,7 @@
 """The dashboard page: headline figures and charts from the aggregates in metrics.py, each
-linked to the admin list behind it. A staff user sees the parts their view permissions
-cover. About ten queries in all, whatever the size of the list (bench/dashboard_bench.py)."""
+linked to the admin list behind it, then the reader feedback section (is personalisation used,
+and is it keeping up?). A staff user sees the parts their view permissions cover. About a dozen
+queries in all, whatever the size of the list (bench/dashboard_bench.py)."""
 
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,13 +13,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
-from newsletter.models import Delivery
+from newsletter.models import Delivery, Vote
 
 from . import charts, metrics
 from .charts import Series, Threshold, count, percent
 
 STATUS_ORDER = [("active", "Active"), ("pending", "Pending"), ("unsubscribed", "Unsubscribed"), ("bounced", "Bounced"), ("complained", "Complained")]
 ORIGINS = [("one-click", "One-click"), ("page", "Unsubscribe page"), ("provider", "At the provider"), ("admin", "By staff"), ("other", "Other")]
+# A model is retrained as soon as the reader's change is committed (newsletter/tasks/personal.py):
+# a wait longer than this means the workers are behind or down.
+RETRAIN_WAIT_WARN = timedelta(hours=1)
+RETRAIN_WAIT_BAD = timedelta(hours=24)
 
 
 @dataclass
@@ -39,13 +44,42 @@ class LegendItem:
 
 
 @dataclass
+class Figure:
+    """A current total, shown as text (no chart: there is no "per day" to draw)."""
+
+    label: str
+    value: str
+    href: str | None = None
+    note: str = ""
+    state: str = ""  # as a Tile's
+
+
+@dataclass
+class Cell:
+    text: str  # autoescaped by the template: may be scraped text
+    href: str | None = None
+
+
+@dataclass
+class Table:
+    """Its first column is text, the others numbers (right-aligned)."""
+
+    caption: str
+    headers: list[str]
+    rows: list[list[Cell]]
+    empty: str = "None yet."
+
+
+@dataclass
 class Panel:
     key: str
     title: str
-    chart: SafeString
+    chart: SafeString | None = None
     note: str = ""
     legend: list[LegendItem] = field(default_factory=list)
     wide: bool = False
+    figures: list[Figure] = field(default_factory=list)
+    table: Table | None = None
 
 
 def changelist(model: str, **params) -> str:
@@ -77,6 +111,14 @@ def legend(series: list[Series], fmt=count) -> list[LegendItem]:
     return [LegendItem(s.label, s.css, s.href, fmt(s.total) if s.total is not None else "") for s in series]
 
 
+def duration(delta: timedelta) -> str:
+    """5 min, 3 h, 4 days."""
+    minutes = max(delta.total_seconds(), 0) / 60
+    if minutes < 60:
+        return f"{minutes:.0f} min"
+    return f"{minutes / 60:.0f} h" if minutes < 48 * 60 else f"{delta.days} days"
+
+
 class Dashboard:
     def __init__(self, user, now=None):
         self.user = user
@@ -85,6 +127,7 @@ class Dashboard:
         self.dates = self.window.dates
         self.tiles: list[Tile] = []
         self.panels: list[Panel] = []
+        self.feedback: list[Panel] = []  # the "Reader feedback" section
 
     def may(self, *perms: str) -> bool:
         return all(self.user.has_perm(p) for p in perms)
@@ -115,6 +158,14 @@ class Dashboard:
             self.unsubscribes(consent)
         if self.may("subscriptions.view_subscriber", "subscriptions.view_topic"):
             self.topics()
+        if self.may("newsletter.view_vote"):
+            self.votes()
+        if consent:
+            self.topic_leaves(consent)
+        if self.may("subscriptions.view_subscriber"):
+            self.personalisation()
+        if self.may("newsletter.view_vote"):
+            self.most_voted()
         return self
 
     # --- panels ----------------------------------------------------------------------------
@@ -225,9 +276,8 @@ class Dashboard:
         last = scrapes.last_good
         if last:
             age = self.now - last.started_at
-            hours = age.total_seconds() / 3600
-            value = f"{hours:.0f} h ago" if hours < 48 else f"{age.days} days ago"
-            state = "bad" if hours > settings.HEALTH_SCRAPE_MAX_AGE_HOURS else "ok"
+            value = f"{duration(age)} ago"
+            state = "bad" if age > timedelta(hours=settings.HEALTH_SCRAPE_MAX_AGE_HOURS) else "ok"
             self.tiles.append(Tile("Last good scrape", value, reverse("admin:newsletter_scraperun_change", args=[last.pk]),
                                    f"{last.papers_found} papers, {last.started_at:%b %-d %H:%M} UTC", state))
         else:
@@ -264,6 +314,75 @@ class Dashboard:
         self.panels.append(Panel(
             "topics", "Topic popularity", charts.ranked_bars("Active readers per topic", rows),
             "Active readers who chose each topic (a reader may choose several).",
+        ))
+
+
+    # --- reader feedback -------------------------------------------------------------------
+
+    def votes(self):
+        days = metrics.vote_days(self.window)
+        votes = lambda **p: changelist("newsletter.vote", **p)  # noqa: E731
+        more = Series("More like this", days.more, "c-more", votes(value__exact=Vote.MORE),
+                      self.by_day(votes(value__exact=Vote.MORE), "updated_at__date"), total=sum(days.more))
+        less = Series("Less like this", days.less, "c-less", votes(value__exact=Vote.LESS),
+                      self.by_day(votes(value__exact=Vote.LESS), "updated_at__date"), total=sum(days.less))
+        readers = Series("Readers who voted", days.readers, "c-voters", votes(), self.by_day(votes(), "updated_at__date"))
+        self.feedback.append(Panel(
+            "votes", "Votes per day", charts.stacked_bars("Votes per day, More and Less, and readers who voted", self.dates, [more, less], overlay=readers),
+            "Each vote on the day it was last set, as it stands now: a changed vote counts once, an undone one not at all. "
+            "The line: readers who voted that day.",
+            legend([more, less, readers]),
+        ))
+
+    def topic_leaves(self, consent: metrics.ConsentDays):
+        href = events(kind__exact="preferences", details__method=metrics.TOPIC_LEAVE_METHOD)
+        leaves = Series("Topics left", consent.topic_leaves, "c-leave", href, self.by_day(href, "created_at__date"), total=sum(consent.topic_leaves))
+        self.feedback.append(Panel(
+            "topic-leaves", "“Not interested in” a topic",
+            charts.stacked_bars("Topics left per day from the digest's “Not interested in” link", self.dates, [leaves]),
+            "Readers who left one of their topics from a paper in their digest (logged as a preference change).",
+            legend([leaves]),
+        ))
+
+    def personalisation(self):
+        now = metrics.personalisation()
+        if now.oldest_signal is None:
+            wait_note, state = "none waiting", "ok"
+        else:
+            wait = self.now - now.oldest_signal
+            wait_note = f"the oldest for {duration(wait)}"
+            state = "bad" if wait > RETRAIN_WAIT_BAD else ("warn" if wait > RETRAIN_WAIT_WARN else "ok")
+        self.feedback.append(Panel(
+            "personalisation", "Personalisation now", note="Readers who get digests, recounted every few minutes; "
+            "the retrain queue (every reader's) live. A model waits for retraining from the moment its reader tells us "
+            "something new (a vote, a follow, a paper, their words, a topic left).",
+            figures=[
+                Figure("Readers with a trained model", count(now.trained)),
+                Figure("Models waiting for retraining", count(now.waiting), note=wait_note, state=state),
+                Figure("Readers following an author", count(now.following)),
+                Figure("Seed papers not stored yet", count(now.seeds_waiting), note="a scrape stores them when it finds them"),
+                Figure("Opted in to “outside your topics”", count(now.outside_topics),
+                       changelist("subscriptions.subscriber", status__exact="active", outside_topics__exact=1)),
+            ],
+        ))
+
+    def most_voted(self):
+        days = 7
+        since = {"updated_at__date__gte": self.dates[-days].isoformat()}
+        votes = lambda paper, **p: changelist("newsletter.vote", paper__id__exact=paper, **since, **p)  # noqa: E731
+        may_see_papers = self.may("newsletter.view_paper")
+        rows = [
+            [
+                Cell(" ".join(paper.title.split()), reverse("admin:newsletter_paper_change", args=[paper.pk]) if may_see_papers else None),
+                Cell(count(paper.more), votes(paper.pk, value__exact=Vote.MORE)),
+                Cell(count(paper.less), votes(paper.pk, value__exact=Vote.LESS)),
+            ]
+            for paper in metrics.most_voted_papers(self.window, days)
+        ]
+        self.feedback.append(Panel(
+            "most-voted", f"Most voted papers, {days} days",
+            note=f"Votes counted over the last {days} days, as they stand now. Titles as scraped.",
+            table=Table(f"The papers with most votes over the last {days} days", ["Paper", "More", "Less"], rows, "No votes in these days."),
         ))
 
 

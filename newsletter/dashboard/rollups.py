@@ -19,7 +19,8 @@ from django.core.cache import cache
 if TYPE_CHECKING:
     from .metrics import Window
 
-PREFIX = "dashboard:v1"
+# v2: the consent log's days count topic leaves too (days cached by v1 lack them).
+PREFIX = "dashboard:v2"
 CLOSED_DAY_TTL = 2 * 24 * 3600
 # Slow-moving figures recomputed at most this often (the subscriber timeline, topic counts).
 SNAPSHOT_TTL = 15 * 60

@@ -11,6 +11,8 @@ from subscriptions.models import Topic
 from .tokens import FeedbackTarget
 
 log = EventLog(__name__)
+# The consent log's `method` of a "Not interested in <topic>" leave (the dashboard counts them).
+TOPIC_LEAVE_METHOD = "not-interested link"
 
 
 @transaction.atomic
@@ -47,7 +49,7 @@ def votes_on(subscriber_id: int, paper_ids) -> dict[int, int]:
 def leave_topic(target: FeedbackTarget, topic: Topic, origin: actions.Origin) -> bool:
     """"Not interested in <topic>": the reader leaves it (a preference change, consent-logged)."""
     subscriber = target.subscriber
-    left = actions.leave_topic(subscriber, topic, origin, method="not-interested link")
+    left = actions.leave_topic(subscriber, topic, origin, method=TOPIC_LEAVE_METHOD)
     if left:
         reader_told_us(subscriber.pk)
     return left

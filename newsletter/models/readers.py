@@ -7,6 +7,7 @@ All of it is personal data: exported and erased with the subscriber (CASCADE).
 """
 
 from django.db import models
+from django.db.models import F, Q
 from django.utils.timezone import now
 
 
@@ -74,6 +75,11 @@ class SeedPaper(models.Model):
 
     def __str__(self):
         return self.arxiv_id
+
+
+# A profile waits for retraining (is stale) while the reader told us something after it was
+# last trained, or it never was (the retrain task and the dashboard both read this).
+STALE = Q(trained_at__isnull=True) | Q(signal_at__gt=F("trained_at"))
 
 
 class ReaderProfile(models.Model):

@@ -39,6 +39,7 @@ from scipy import sparse
 from newsletter.app_settings import app_settings
 from newsletter.logs import EventLog
 from newsletter.models import FollowedAuthor, Paper, ReaderProfile, SeedPaper, Vote
+from newsletter.models.readers import STALE
 from subscriptions.models import Subscriber
 
 from . import features
@@ -263,7 +264,7 @@ def exemplar(title: str, words) -> tuple:
 
 
 def stale_profiles(subscriber_ids=None):
-    stale = ReaderProfile.objects.filter(Q(trained_at__isnull=True) | Q(signal_at__gt=F("trained_at")))
+    stale = ReaderProfile.objects.filter(STALE)
     if subscriber_ids is not None:
         stale = stale.filter(subscriber_id__in=list(subscriber_ids))
     return stale

@@ -14,7 +14,11 @@ the same every time):
   from `spike_start` days ago through `spike_end` days ago: the 7-day complaint rate crosses
   0.1% on the way up and down, on the days `Seed.crossings()` computes from what was written;
 - a scrape every morning (a failed one and a good retry every ninth day), and the newest good
-  run three hours ago.
+  run three hours ago;
+- reader feedback (`_seed_feedback`): a fifth of the confirmed readers vote "More" or "Less"
+  on about one of 40 papers a week, most on a few popular ones; every 97th voter's model
+  waits for retraining; some follow an author, name a paper no scrape stored, opt in to
+  "outside your topics" or leave a topic with "Not interested in".
 """
 
 import math
@@ -138,6 +142,7 @@ def seed(
     result.deliveries = _seed_deliveries(p, deliveries, failure_day)
     _seed_complaints(result, p, spike_start, spike_end, base_complaint_rate, spike_complaint_rate)
     _seed_scrapes(p)
+    _seed_feedback(p)
     result.deliveries = _scalar("SELECT count(*) FROM newsletter_delivery")
     return result
 
@@ -292,6 +297,90 @@ def _seed_scrapes(p):
             (%(now)s - interval '3 hours' - n * interval '1 day' + interval '3 hours 30 minutes', CASE WHEN n %% 9 = 4 THEN 'ok' END)
         ) AS r(t, status)
         WHERE r.status IS NOT NULL AND r.t <= %(now)s
+        """,
+        p,
+    )
+
+
+FEEDBACK_PAPERS = 40
+
+
+def _seed_feedback(p):
+    """Votes from every fifth confirmed reader on about one day in seven between confirming
+    and leaving, a quarter of them "Less"; the paper is skewed towards the first few of 40
+    (so some papers are clearly the most voted). Each voter has a model trained two minutes
+    after their last vote, except every 97th voter's, which waits: they told us something in
+    the last hour."""
+    _execute(
+        """
+        INSERT INTO newsletter_paper (arxiv_id, title, abstract, ai_summary, ai_keywords, authors, upvotes, num_comments,
+                                      github_repo, project_page, thumbnail, organization, first_seen_at, last_seen_at)
+        SELECT '2610.9' || lpad(n::text, 4, '0'),
+               (ARRAY['Scaling laws for', 'Agents that plan with', 'Reasoning over', 'Sparse attention in'])[1 + n %% 4]
+                 || ' language models, part ' || n,
+               '', '', '[]', '[]', 200 - n, 0, '', '', '', '', %(start)s, %(now)s
+        FROM generate_series(1, %(papers)s) AS n
+        ON CONFLICT (arxiv_id) DO NOTHING
+        """,
+        {**p, "papers": FEEDBACK_PAPERS},
+    )
+    _execute(
+        """
+        INSERT INTO newsletter_vote (subscriber_id, paper_id, value, delivery_id, created_at, updated_at)
+        SELECT v.subscriber_id, pp.id, v.value, NULL, v.at, v.at
+        FROM (SELECT s.id AS subscriber_id,
+                     floor(%(papers)s * power(((s.id * 7919 + (d::date - %(today)s::date) * 104729) %% 1000) / 1000.0, 2))::int AS k,
+                     CASE WHEN (s.id + (d::date - %(today)s::date)) %% 4 = 0 THEN -1 ELSE 1 END AS value,
+                     d + interval '8 hours' + (s.id %% 600) * interval '1 minute' AS at
+              FROM subscriptions_subscriber s
+              CROSS JOIN LATERAL generate_series(s.confirmed_at::date + 1, COALESCE(s.unsubscribed_at::date, %(today)s::date),
+                                                 interval '1 day') AS d
+              WHERE s.id > %(base)s AND s.confirmed_at IS NOT NULL AND s.id %% 5 = 0
+                AND ((s.id * 17 + (d::date - %(today)s::date) * 13) %% 7) = 0) AS v
+        JOIN (SELECT id, row_number() OVER (ORDER BY arxiv_id) - 1 AS k FROM newsletter_paper WHERE arxiv_id LIKE '2610.9%%') AS pp
+          ON pp.k = v.k
+        WHERE v.at <= %(now)s
+        ON CONFLICT (subscriber_id, paper_id) DO NOTHING
+        """,
+        {**p, "papers": FEEDBACK_PAPERS},
+    )
+    _execute(
+        """
+        INSERT INTO newsletter_readerprofile (subscriber_id, version, signal_at, trained_at, model)
+        SELECT subscriber_id, 1, signal_at, CASE WHEN waits THEN signal_at - interval '1 day' ELSE LEAST(last + interval '2 minutes', %(now)s) END,
+               '{}'::jsonb
+        FROM (SELECT subscriber_id, last, subscriber_id %% 97 = 0 AS waits,
+                     CASE WHEN subscriber_id %% 97 = 0 THEN %(now)s - (subscriber_id %% 50 + 5) * interval '1 minute' ELSE last END AS signal_at
+              FROM (SELECT subscriber_id, max(updated_at) AS last FROM newsletter_vote
+                    WHERE subscriber_id > %(base)s GROUP BY subscriber_id) AS voters) AS v
+        ON CONFLICT (subscriber_id) DO NOTHING
+        """,
+        p,
+    )
+    _execute(
+        """
+        INSERT INTO newsletter_followedauthor (subscriber_id, name, key, created_at)
+        SELECT id, 'Yann LeCun', 'yann lecun', created_at FROM subscriptions_subscriber WHERE id > %(base)s AND id %% 25 = 0
+        """,
+        p,
+    )
+    _execute(
+        """
+        INSERT INTO newsletter_seedpaper (subscriber_id, arxiv_id, paper_id, created_at)
+        SELECT id, '2612.' || lpad((id %% 100000)::text, 5, '0'), NULL, created_at
+        FROM subscriptions_subscriber WHERE id > %(base)s AND id %% 50 = 0
+        """,
+        p,
+    )
+    _execute("UPDATE subscriptions_subscriber SET outside_topics = true WHERE id > %(base)s AND id %% 8 = 0", p)
+    _execute(
+        """
+        INSERT INTO subscriptions_consentevent (subscriber_id, kind, created_at, ip_address, user_agent, details)
+        SELECT id, 'preferences', at, '192.0.2.1'::inet, 'Seed/1.0',
+               jsonb_build_object('method', 'not-interested link', 'changes', jsonb_build_object('topics', '{}'::jsonb))
+        FROM (SELECT id, confirmed_at + ((id * 13) %% 40 + 1) * interval '1 day' + interval '2 hours' AS at
+              FROM subscriptions_subscriber WHERE id > %(base)s AND confirmed_at IS NOT NULL AND id %% 40 = 3) AS leaves
+        WHERE at <= %(now)s
         """,
         p,
     )
