@@ -233,7 +233,7 @@ class ChunkRun:
                 return outbox.send_personal(shell, [(r, sections[digest_of[r.delivery_id]]) for r in recipients])
 
             self._call(outbox, [recipient for recipient, _ in batch], send, content_of, papers_of)
-            del sections, send
+            del sections, send  # not held while the next call's are built
 
     def _call(self, outbox: Outbox, batch: list[Recipient], send, content_of: dict[int, int], papers_of) -> None:
         """`send(batch)`: one provider call (or one-by-one sending), recorded. Recipients whose
